@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs the load scenarios of docs/benchmarks.md against a freshly built
+# server on SQLite and, when SMARTFHIR_TEST_POSTGRES is set, on PostgreSQL.
+# Every request goes to 127.0.0.1 only.
+#
+#   bench/run.sh            # all scenarios, 10 s each, 32 connections
+#   DURATION=5s bench/run.sh read
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scenarios=("${@:-read create update history}")
+duration=${DURATION:-10s}
+conns=${CONNS:-32}
+port=${PORT:-18080}
+bin=$(mktemp -d)/smartfhir
+go build -o "$bin" ./cmd/smartfhir
+go build -o "${bin%/*}/loadgen" ./bench/loadgen
+
+run_backend() {
+	local name=$1; shift
+	local dir; dir=$(mktemp -d)
+	"$bin" serve --addr "127.0.0.1:$port" --data-dir "$dir" --log-level error "$@" &
+	local pid=$!
+	trap 'kill $pid 2>/dev/null || true' RETURN
+	for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+	echo "## $name"
+	for s in ${scenarios[@]}; do
+		"${bin%/*}/loadgen" -base "http://127.0.0.1:$port/fhir" -scenario "$s" -c "$conns" -d "$duration"
+	done
+	if command -v wrk >/dev/null && [[ " ${scenarios[*]} " == *" read "* ]]; then
+		id=$(curl -sf -X POST -H 'Content-Type: application/fhir+json' \
+			--data '{"resourceType":"Patient","name":[{"family":"Wrk"}]}' "http://127.0.0.1:$port/fhir/Patient" | sed -E 's/.*"id":"([^"]+)".*/\1/')
+		echo "wrk read (c=$conns, 2 threads):"
+		wrk -t2 -c"$conns" -d"$duration" --latency "http://127.0.0.1:$port/fhir/Patient/$id" | grep -E 'Requests/sec|50%|99%'
+	fi
+	kill $pid; wait $pid 2>/dev/null || true
+	rm -rf "$dir"
+}
+
+run_backend sqlite
+if [ -n "${SMARTFHIR_TEST_POSTGRES:-}" ]; then
+	db=bench_$$
+	psql "$SMARTFHIR_TEST_POSTGRES" -qc "CREATE SCHEMA $db"
+	run_backend postgres --db "${SMARTFHIR_TEST_POSTGRES}&search_path=$db"
+	psql "$SMARTFHIR_TEST_POSTGRES" -qc "DROP SCHEMA $db CASCADE"
+fi

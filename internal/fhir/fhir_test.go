@@ -1,0 +1,162 @@
+package fhir
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestStamp(t *testing.T) {
+	at := time.Date(2024, 5, 6, 7, 8, 9, 123_000_000, time.FixedZone("x", 3600))
+	tests := []struct {
+		name, in, want string
+	}{
+		{"adds id and meta first, keeps member order",
+			`{"name":[{"family":"Doe"}], "resourceType":"Patient","active":true}`,
+			`{"resourceType":"Patient","id":"p1","meta":{"versionId":"3","lastUpdated":"2024-05-06T06:08:09.123Z"},"name":[{"family":"Doe"}],"active":true}`},
+		{"replaces client id and meta values, keeps other meta",
+			`{"resourceType":"Patient","id":"other","meta":{"profile":["http://x"],"versionId":"99","lastUpdated":"2000-01-01T00:00:00Z","tag":[{"code":"a"}]}}`,
+			`{"resourceType":"Patient","id":"p1","meta":{"profile":["http://x"],"versionId":"3","lastUpdated":"2024-05-06T06:08:09.123Z","tag":[{"code":"a"}]}}`},
+		{"compacts whitespace inside values",
+			"{\"resourceType\":\"Basic\",\"code\":{ \"text\" : \"a b\" }}",
+			`{"resourceType":"Basic","id":"p1","meta":{"versionId":"3","lastUpdated":"2024-05-06T06:08:09.123Z"},"code":{"text":"a b"}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Stamp([]byte(tt.in), "p1", 3, at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tt.want {
+				t.Errorf("Stamp:\n got %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+	for _, bad := range []string{`[]`, `{"a":1,"a":2}`, `{"resourceType":"Patient","meta":[]}`, `{} {}`, `{"a":`} {
+		if _, err := Stamp([]byte(bad), "x", 1, at); !IsCode(err, Invalid) {
+			t.Errorf("Stamp(%s) error = %v, want an Invalid error", bad, err)
+		}
+	}
+}
+
+func TestReadHeader(t *testing.T) {
+	h, err := ReadHeader([]byte(`{"id":"a-1","resourceType":"Observation"}`))
+	if err != nil || h.ResourceType != "Observation" || h.ID != "a-1" {
+		t.Errorf("ReadHeader = %+v, %v", h, err)
+	}
+	for _, bad := range []string{`{"id":"x"}`, `{"resourceType":3}`, `{"resourceType":"Patient","id":1}`, `nope`} {
+		if _, err := ReadHeader([]byte(bad)); !IsCode(err, Invalid) {
+			t.Errorf("ReadHeader(%s) error = %v, want Invalid", bad, err)
+		}
+	}
+}
+
+func TestParseDateTime(t *testing.T) {
+	utc := time.UTC
+	tests := []struct {
+		in        string
+		low, high time.Time
+		prec      Precision
+	}{
+		{"2020", time.Date(2020, 1, 1, 0, 0, 0, 0, utc), time.Date(2021, 1, 1, 0, 0, 0, 0, utc), Year},
+		{"2020-02", time.Date(2020, 2, 1, 0, 0, 0, 0, utc), time.Date(2020, 3, 1, 0, 0, 0, 0, utc), Month},
+		{"2020-02-29", time.Date(2020, 2, 29, 0, 0, 0, 0, utc), time.Date(2020, 3, 1, 0, 0, 0, 0, utc), Day},
+		{"2020-02-29T10:00:00Z", time.Date(2020, 2, 29, 10, 0, 0, 0, utc), time.Date(2020, 2, 29, 10, 0, 1, 0, utc), Second},
+		{"2020-02-29T10:00:00.5+02:00", time.Date(2020, 2, 29, 8, 0, 0, 500_000_000, utc), time.Date(2020, 2, 29, 8, 0, 0, 600_000_000, utc), Second},
+		{"2020-02-29T10:00:00.1234567891Z", time.Date(2020, 2, 29, 10, 0, 0, 123456789, utc), time.Date(2020, 2, 29, 10, 0, 0, 123456790, utc), Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			d, err := ParseDateTime(tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			low, high := d.Range()
+			if !low.Equal(tt.low) || !high.Equal(tt.high) || d.Precision != tt.prec {
+				t.Errorf("got [%v, %v) precision %d, want [%v, %v) precision %d", low, high, d.Precision, tt.low, tt.high, tt.prec)
+			}
+		})
+	}
+	for _, bad := range []string{"", "20", "2020-13", "2020-02-30", "2020-02-29T10:00", "2020-02-29T10:00:00", "2020-02-29T25:00:00Z", "2020-1-1", "0000", "2020-02-29 10:00:00Z"} {
+		if _, err := ParseDateTime(bad); err == nil {
+			t.Errorf("ParseDateTime(%q) succeeded, want an error", bad)
+		}
+	}
+}
+
+func FuzzParseDateTime(f *testing.F) {
+	for _, s := range []string{"2020", "2020-02-29T10:00:00.5+02:00", "1999-12", "2020-02-29T23:59:60Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDateTime(s)
+		if err != nil {
+			return
+		}
+		low, high := d.Range()
+		if !high.After(low) {
+			t.Errorf("%q: empty range [%v, %v)", s, low, high)
+		}
+	})
+}
+
+func TestParseReference(t *testing.T) {
+	base := "https://ehr.example.org/fhir"
+	tests := []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{"Patient/123", "Patient/123", true},
+		{"Observation/a.b-c/_history/7", "Observation/a.b-c/_history/7", true},
+		{base + "/Patient/9", "Patient/9", true},
+		{"https://other.example.org/fhir/Patient/9", "", false},
+		{"#contained", "", false},
+		{"urn:uuid:0f8c3a5e-1111-4a1b-9999-abcdefabcdef", "", false},
+		{"Patient?identifier=x|y", "", false},
+		{"Patient/123/_history/0", "", false},
+		{"patient/123", "", false},
+	}
+	for _, tt := range tests {
+		r, ok := ParseReference(tt.in, base)
+		if ok != tt.ok || (ok && r.String() != tt.want) {
+			t.Errorf("ParseReference(%q) = %v, %v; want %q, %v", tt.in, r, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestErrorsMapOnce(t *testing.T) {
+	tests := []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{Errorf(Invalid, "bad"), 400, "invalid"},
+		{Errorf(NotFound, "no"), 404, "not-found"},
+		{fmt.Errorf("wrapped: %w", Errorf(Gone, "deleted")), 410, "deleted"},
+		{Errorf(PreconditionFailed, "etag"), 412, "conflict"},
+		{Errorf(TooLarge, "big"), 413, "too-long"},
+		{errors.New("disk on fire"), 500, "exception"},
+	}
+	for _, tt := range tests {
+		if got := Status(ErrorCode(tt.err)); got != tt.status {
+			t.Errorf("Status(%v) = %d, want %d", tt.err, got, tt.status)
+		}
+		var oo struct {
+			ResourceType string
+			Issue        []Issue
+		}
+		if err := json.Unmarshal(ErrorOutcome(tt.err), &oo); err != nil {
+			t.Fatal(err)
+		}
+		if oo.ResourceType != "OperationOutcome" || len(oo.Issue) != 1 || oo.Issue[0].Code != tt.code {
+			t.Errorf("ErrorOutcome(%v) = %+v, want one issue with code %q", tt.err, oo, tt.code)
+		}
+		if strings.Contains(string(ErrorOutcome(tt.err)), "disk on fire") {
+			t.Error("an internal error's detail leaked into the OperationOutcome")
+		}
+	}
+}

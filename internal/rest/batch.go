@@ -1,0 +1,152 @@
+package rest
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"smartfhir/internal/bundle"
+	"smartfhir/internal/fhir"
+	"smartfhir/internal/store"
+)
+
+// batchHandler is POST [base] with a batch or transaction Bundle
+// (http.html §3.1.0.11); package bundle does the work, executing entries
+// through executor.
+func (a *API) batchHandler(c *call) error {
+	body, err := a.readBody(c, false)
+	if err != nil {
+		return err
+	}
+	kind, resp, err := a.bundle.Process(c.r.Context(), body, preferReturn(c.r))
+	if kind == "transaction" {
+		c.interaction = iTransaction
+	}
+	if err != nil {
+		return err
+	}
+	a.writeBody(c, http.StatusOK, resp)
+	return nil
+}
+
+// executor runs one batch or transaction entry with the code of the
+// single-resource interactions.
+type executor struct{ a *API }
+
+var _ bundle.Executor = executor{}
+
+// Execute runs one entry inside tx.
+func (x executor) Execute(ctx context.Context, tx store.Tx, req *bundle.Request) (*bundle.Result, error) {
+	a := x.a
+	path, rawQuery, _ := strings.Cut(req.URL, "?")
+	if rel, ok := strings.CutPrefix(path, a.cfg.Base+"/"); ok {
+		path = rel
+	} else if strings.Contains(path, "://") {
+		return nil, fhir.Errorf(fhir.Invalid, "request.url %q is not on this server; use a URL relative to the base", req.URL)
+	}
+	path = strings.TrimPrefix(path, "/")
+	rt, err := a.parseRoute(path)
+	if err != nil {
+		return nil, err
+	}
+	query, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return nil, fhir.Errorf(fhir.Invalid, "request.url %q has a malformed query: %v", req.URL, err)
+	}
+	notAllowed := func() error {
+		return fhir.Errorf(fhir.Invalid, "%s is not supported on %q in a Bundle entry", req.Method, req.URL)
+	}
+	switch req.Method {
+	case http.MethodGet, http.MethodHead:
+		switch rt.kind {
+		case routeInstance, routeVersion:
+			v, err := a.readEntry(ctx, tx, rt)
+			if err != nil {
+				return nil, err
+			}
+			res := a.versionResult(http.StatusOK, v)
+			if notModified(req.IfNoneMatch, req.IfModifiedSince, v) {
+				res.Status, res.Resource = http.StatusNotModified, nil
+			}
+			return res, nil
+		case routeHistoryInstance, routeHistoryType, routeHistorySystem:
+			b, err := a.history(ctx, store.HistoryQuery{Type: rt.typ, ID: rt.id}, path, query)
+			if err != nil {
+				return nil, err
+			}
+			return &bundle.Result{Status: http.StatusOK, Resource: b}, nil
+		case routeMetadata:
+			return &bundle.Result{Status: http.StatusOK, Resource: a.caps}, nil
+		case routeRoot, routeType, routeSearch:
+			return nil, fhir.Errorf(fhir.NotSupported, "search is not supported by this server yet")
+		}
+	case http.MethodPost:
+		if rt.kind != routeType || rawQuery != "" {
+			return nil, notAllowed()
+		}
+		if req.IfNoneExist != "" {
+			return nil, fhir.Errorf(fhir.NotSupported, "conditional create (ifNoneExist) is not supported")
+		}
+		id := req.ID
+		if id == "" {
+			id = a.cfg.NewID()
+		}
+		v, err := a.doCreate(ctx, tx, rt.typ, id, req.Resource)
+		if err != nil {
+			return nil, err
+		}
+		return a.versionResult(http.StatusCreated, v), nil
+	case http.MethodPut, http.MethodPatch, http.MethodDelete:
+		if rt.kind == routeType && rawQuery != "" {
+			return nil, fhir.Errorf(fhir.NotSupported, "conditional %s is not supported", strings.ToLower(req.Method))
+		}
+		if rt.kind != routeInstance {
+			return nil, notAllowed()
+		}
+		ifMatch, err := parseIfMatch(req.IfMatch)
+		if err != nil {
+			return nil, err
+		}
+		switch req.Method {
+		case http.MethodPut:
+			v, created, err := a.doUpdate(ctx, tx, rt.typ, rt.id, req.Resource, ifMatch)
+			if err != nil {
+				return nil, err
+			}
+			status := http.StatusOK
+			if created {
+				status = http.StatusCreated
+			}
+			return a.versionResult(status, v), nil
+		case http.MethodPatch:
+			v, err := a.doPatch(ctx, tx, rt.typ, rt.id, req.Resource, ifMatch)
+			if err != nil {
+				return nil, err
+			}
+			return a.versionResult(http.StatusOK, v), nil
+		default:
+			v, err := a.doDelete(ctx, tx, rt.typ, rt.id, ifMatch)
+			if err != nil {
+				return nil, err
+			}
+			res := &bundle.Result{Status: http.StatusNoContent}
+			if v != nil {
+				res.ETag, res.LastModified = fhir.ETag(v.VersionID), v.LastUpdated
+			}
+			return res, nil
+		}
+	}
+	return nil, notAllowed()
+}
+
+func (a *API) versionResult(status int, v *store.Version) *bundle.Result {
+	return &bundle.Result{
+		Status:       status,
+		Location:     v.Type + "/" + v.ID + "/_history/" + itoa(v.VersionID),
+		FullURL:      a.cfg.Base + "/" + v.Type + "/" + v.ID,
+		ETag:         fhir.ETag(v.VersionID),
+		LastModified: v.LastUpdated,
+		Resource:     v.Body,
+	}
+}

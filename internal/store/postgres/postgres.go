@@ -1,0 +1,145 @@
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"smartfhir/internal/store/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// migrationLockKey names the advisory lock that migrators hold
+// (postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS).
+// It is an arbitrary constant: "smartf" in ASCII.
+const migrationLockKey int64 = 0x736d61727466
+
+// SQLSTATE codes (postgresql.org/docs/current/errcodes-appendix.html).
+const (
+	serializationFailure = "40001"
+	deadlockDetected     = "40P01"
+	uniqueViolation      = "23505"
+)
+
+// Open connects to the PostgreSQL database at url (a postgres:// URL or a
+// key=value DSN, as pgxpool.ParseConfig reads it). It does not migrate; call
+// Migrate.
+func Open(ctx context.Context, url string, cfg sqlstore.Config) (*sqlstore.DB, error) {
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// The URL may hold a password: do not echo it.
+		return nil, errors.New("postgres.Open: cannot parse the database URL")
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("postgres.Open: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres.Open: %w", err)
+	}
+	migrations, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		panic(err) // the embedded directory is part of the binary
+	}
+	d := sqlstore.Dialect{
+		Name:          "postgres",
+		Numbered:      true,
+		ForUpdate:     " FOR UPDATE",
+		Migrations:    migrations,
+		MigrationLock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockKey),
+		Retryable: func(err error) bool {
+			c := sqlState(err)
+			return c == serializationFailure || c == deadlockDetected
+		},
+		UniqueViolation: func(err error) bool { return sqlState(err) == uniqueViolation },
+		Attempts:        5,
+		Backoff:         10 * time.Millisecond,
+	}
+	return sqlstore.New(&driver{pool: pool}, d, cfg), nil
+}
+
+func sqlState(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// driver is a sqlstore.Driver on a pgx pool. pgx prepares and caches each
+// distinct statement per connection (QueryExecModeCacheStatement, the
+// default), and runs argument-less statements with the simple protocol, which
+// lets a migration be a script of several statements.
+type driver struct{ pool *pgxpool.Pool }
+
+func (d *driver) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := d.pool.Exec(ctx, query, args...)
+	return tag.RowsAffected(), err
+}
+
+func (d *driver) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	rows, err := d.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+func (d *driver) QueryRow(ctx context.Context, query string, args []any, dest ...any) error {
+	return scanRow(d.pool.QueryRow(ctx, query, args...), dest)
+}
+
+func (d *driver) Begin(ctx context.Context) (sqlstore.DriverTx, error) {
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &driverTx{tx}, nil
+}
+
+func (d *driver) Ping(ctx context.Context) error { return d.pool.Ping(ctx) }
+
+func (d *driver) Close() error {
+	d.pool.Close()
+	return nil
+}
+
+type driverTx struct{ tx pgx.Tx }
+
+func (t *driverTx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := t.tx.Exec(ctx, query, args...)
+	return tag.RowsAffected(), err
+}
+
+func (t *driverTx) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	rows, err := t.tx.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+func (t *driverTx) QueryRow(ctx context.Context, query string, args []any, dest ...any) error {
+	return scanRow(t.tx.QueryRow(ctx, query, args...), dest)
+}
+
+func (t *driverTx) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
+func (t *driverTx) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
+
+func scanRow(row pgx.Row, dest []any) error {
+	err := row.Scan(dest...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return sqlstore.ErrNoRows
+	}
+	return err
+}

@@ -1,0 +1,280 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"smartfhir/internal/store/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// busyTimeout is how long a connection waits for another's lock — another
+// process's included — before SQLITE_BUSY.
+const busyTimeout = 10 * time.Second
+
+// Open opens (creating the file and its directory if missing) the SQLite
+// database at path. It does not migrate; call Migrate.
+//
+// Settings (sqlite.org/pragma.html): WAL so that readers never block the
+// writer, synchronous=NORMAL (durable at checkpoints, safe in WAL),
+// busy_timeout so that a second process writing the same file waits its
+// turn, foreign keys on. Reads use a pool of query-only connections, one per
+// core; writes use a single connection whose transactions begin IMMEDIATE,
+// taking the file's write lock at once so that they never fail part-way
+// with SQLITE_BUSY.
+func Open(ctx context.Context, path string, cfg sqlstore.Config) (*sqlstore.DB, error) {
+	if path == "" || strings.ContainsRune(path, '?') {
+		// The driver reads everything after "?" as its parameters.
+		return nil, fmt.Errorf("sqlite.Open(%q): not a usable database path", path)
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("sqlite.Open(%q): %w", path, err)
+		}
+	}
+	base := path + "?" + url.Values{"_pragma": {
+		fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()),
+		"journal_mode(WAL)",
+		"synchronous(NORMAL)",
+		"foreign_keys(1)",
+	}}.Encode()
+	writer, err := sql.Open("sqlite", base+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite.Open(%q): %w", path, err)
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	writer.SetConnMaxIdleTime(0)
+	writer.SetConnMaxLifetime(0)
+	// The writer connects first: it creates the file and switches it to WAL
+	// before any reader looks at it.
+	if err := writer.PingContext(ctx); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("sqlite.Open(%q): %w", path, err)
+	}
+	reader, err := sql.Open("sqlite", base+"&"+url.Values{"_pragma": {"query_only(1)"}}.Encode())
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("sqlite.Open(%q): %w", path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	reader.SetMaxOpenConns(n)
+	reader.SetMaxIdleConns(n)
+	reader.SetConnMaxIdleTime(0)
+	reader.SetConnMaxLifetime(0)
+	if err := reader.PingContext(ctx); err != nil {
+		writer.Close()
+		reader.Close()
+		return nil, fmt.Errorf("sqlite.Open(%q): %w", path, err)
+	}
+	migrations, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		panic(err) // the embedded directory is part of the binary
+	}
+	d := sqlstore.Dialect{
+		Name:       "sqlite",
+		Migrations: migrations,
+		Retryable:  isBusy,
+		UniqueViolation: func(err error) bool {
+			var e *sqlite.Error
+			return errors.As(err, &e) && (e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
+		},
+		// Writers are serial; only a busy file (another process holding the
+		// lock past busy_timeout) is worth another try.
+		Attempts: 3,
+		Backoff:  50 * time.Millisecond,
+	}
+	return sqlstore.New(&driver{reader: reader, writer: writer}, d, cfg), nil
+}
+
+// isBusy reports SQLITE_BUSY and SQLITE_LOCKED in all their extended forms.
+func isBusy(err error) bool {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Code() & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return true
+	}
+	return false
+}
+
+// driver is a sqlstore.Driver on two database/sql pools.
+type driver struct {
+	reader, writer *sql.DB
+	readStmts      sync.Map // query → *sql.Stmt on reader
+	writeStmts     sync.Map // query → *sql.Stmt on writer
+
+	// A statement cannot be prepared on the writer pool while its one
+	// connection is in a transaction, so a statement first met in a
+	// transaction is prepared there for once and queued here; the next
+	// Begin, holding no connection yet, prepares it for good.
+	mu      sync.Mutex
+	pending map[string]bool
+}
+
+// preparePending prepares the statements queued by earlier transactions.
+func (d *driver) preparePending(ctx context.Context) {
+	d.mu.Lock()
+	pending := d.pending
+	d.pending = nil
+	d.mu.Unlock()
+	for q := range pending {
+		// An error (say, a table a rolled-back migration made) only means
+		// the statement stays unprepared; its next use reports the error.
+		_, _ = stmt(ctx, &d.writeStmts, d.writer, q)
+	}
+}
+
+// stmt returns the prepared statement for query on db, preparing it once.
+// database/sql re-prepares it lazily on each pooled connection.
+func stmt(ctx context.Context, cache *sync.Map, db *sql.DB, query string) (*sql.Stmt, error) {
+	if s, ok := cache.Load(query); ok {
+		return s.(*sql.Stmt), nil
+	}
+	s, err := db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := cache.LoadOrStore(query, s); loaded {
+		s.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return s, nil
+}
+
+func (d *driver) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	return 0, errors.New("sqlite: Exec outside a transaction; use Transact")
+}
+
+func (d *driver) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	s, err := stmt(ctx, &d.readStmts, d.reader, query)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	return sqlRows{rows}, nil
+}
+
+func (d *driver) QueryRow(ctx context.Context, query string, args []any, dest ...any) error {
+	s, err := stmt(ctx, &d.readStmts, d.reader, query)
+	if err != nil {
+		return err
+	}
+	return scanRow(s.QueryRowContext(ctx, args...), dest)
+}
+
+func (d *driver) Begin(ctx context.Context) (sqlstore.DriverTx, error) {
+	d.preparePending(ctx)
+	tx, err := d.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &driverTx{d: d, tx: tx}, nil
+}
+
+func (d *driver) Ping(ctx context.Context) error {
+	if err := d.writer.PingContext(ctx); err != nil {
+		return err
+	}
+	return d.reader.PingContext(ctx)
+}
+
+func (d *driver) Close() error {
+	return errors.Join(d.reader.Close(), d.writer.Close())
+}
+
+type driverTx struct {
+	d  *driver
+	tx *sql.Tx
+}
+
+// stmt returns query prepared on the writer connection, bound to the
+// transaction. Statements without arguments are not prepared: migrations
+// are scripts of several statements.
+func (t *driverTx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if s, ok := t.d.writeStmts.Load(query); ok {
+		// Reuses the statement already prepared on the writer connection.
+		return t.tx.StmtContext(ctx, s.(*sql.Stmt)), nil
+	}
+	t.d.mu.Lock()
+	if t.d.pending == nil {
+		t.d.pending = map[string]bool{}
+	}
+	t.d.pending[query] = true
+	t.d.mu.Unlock()
+	return t.tx.PrepareContext(ctx, query)
+}
+
+func (t *driverTx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	var res sql.Result
+	var err error
+	if len(args) == 0 {
+		res, err = t.tx.ExecContext(ctx, query)
+	} else {
+		var s *sql.Stmt
+		if s, err = t.stmt(ctx, query); err != nil {
+			return 0, err
+		}
+		res, err = s.ExecContext(ctx, args...)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (t *driverTx) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	s, err := t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	return sqlRows{rows}, nil
+}
+
+func (t *driverTx) QueryRow(ctx context.Context, query string, args []any, dest ...any) error {
+	s, err := t.stmt(ctx, query)
+	if err != nil {
+		return err
+	}
+	return scanRow(s.QueryRowContext(ctx, args...), dest)
+}
+
+func (t *driverTx) Commit(ctx context.Context) error   { return t.tx.Commit() }
+func (t *driverTx) Rollback(ctx context.Context) error { return t.tx.Rollback() }
+
+func scanRow(row *sql.Row, dest []any) error {
+	err := row.Scan(dest...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return sqlstore.ErrNoRows
+	}
+	return err
+}
+
+type sqlRows struct{ *sql.Rows }
+
+func (r sqlRows) Close() { _ = r.Rows.Close() }

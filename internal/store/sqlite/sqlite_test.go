@@ -1,0 +1,148 @@
+package sqlite_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"smartfhir/internal/store"
+	"smartfhir/internal/store/sqlite"
+	"smartfhir/internal/store/sqlstore"
+	"smartfhir/internal/store/storetest"
+)
+
+func open(t testing.TB, path string) *sqlstore.DB {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), path, sqlstore.Config{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return db
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		db := open(t, filepath.Join(t.TempDir(), "db", "smartfhir.db"))
+		if err := db.Migrate(context.Background()); err != nil {
+			t.Fatalf("Migrate: %v", err)
+		}
+		return db
+	})
+}
+
+// TestConcurrentMigrate opens the same file several times, as several
+// processes would, and migrates from all of them at once.
+func TestConcurrentMigrate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.db")
+	var dbs []*sqlstore.DB
+	for range 4 {
+		db := open(t, path)
+		t.Cleanup(func() { db.Close() })
+		dbs = append(dbs, db)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(dbs))
+	for i, db := range dbs {
+		wg.Go(func() { errs[i] = db.Migrate(context.Background()) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Migrate %d: %v", i, err)
+		}
+	}
+	// Again: nothing left to do, no error.
+	if err := dbs[0].Migrate(context.Background()); err != nil {
+		t.Fatalf("second Migrate: %v", err)
+	}
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("listing migrations: %v (%d files)", err, len(files))
+	}
+	var n int64
+	if err := dbs[1].QueryRow(context.Background(), "SELECT COUNT(*) FROM schema_migrations", nil, &n); err != nil {
+		t.Fatalf("count migrations: %v", err)
+	}
+	if n != int64(len(files)) {
+		t.Fatalf("schema_migrations rows: got %d, want %d, one per migration", n, len(files))
+	}
+}
+
+func TestOpenRejectsUnusablePath(t *testing.T) {
+	for _, path := range []string{"", "a?b.db"} {
+		if db, err := sqlite.Open(context.Background(), path, sqlstore.Config{}); err == nil {
+			db.Close()
+			t.Errorf("Open(%q): got no error, want one", path)
+		}
+	}
+}
+
+func migrated(b *testing.B) *sqlstore.DB {
+	db := open(b, filepath.Join(b.TempDir(), "bench.db"))
+	b.Cleanup(func() { db.Close() })
+	if err := db.Migrate(context.Background()); err != nil {
+		b.Fatalf("Migrate: %v", err)
+	}
+	return db
+}
+
+func BenchmarkRead(b *testing.B) {
+	db := migrated(b)
+	ctx := context.Background()
+	const n = 1000
+	body := make([]byte, 2000) // a typical resource
+	for i := range body {
+		body[i] = 'x'
+	}
+	err := db.Transact(ctx, func(ctx context.Context, tx store.Tx) error {
+		for i := range n {
+			if err := tx.Put(ctx, &store.Version{Type: "Patient", ID: fmt.Sprint(i), VersionID: 1, Method: "POST", Body: body}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprint(i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if _, err := db.Read(ctx, "Patient", ids[i%n]); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
+}
+
+func BenchmarkPut(b *testing.B) {
+	db := migrated(b)
+	ctx := context.Background()
+	body := make([]byte, 2000)
+	for i := range body {
+		body[i] = 'x'
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		i++
+		id := fmt.Sprint(i)
+		err := db.Transact(ctx, func(ctx context.Context, tx store.Tx) error {
+			return tx.Put(ctx, &store.Version{Type: "Patient", ID: id, VersionID: 1, Method: "POST", Body: body})
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,371 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"smartfhir/internal/fhir"
+	"smartfhir/internal/store"
+)
+
+// Config is what a caller may set on a DB.
+type Config struct {
+	// Now is the clock (STYLE.md 12); nil means time.Now.
+	Now func() time.Time
+}
+
+// DB is a store.Store on a SQL database.
+type DB struct {
+	drv Driver
+	d   Dialect
+	now func() time.Time
+	rb  rebinder
+	q   queries
+}
+
+var _ store.Store = (*DB)(nil)
+
+// queries are the statements of this file, rebound once for the dialect.
+type queries struct {
+	read, vread, insertResource, updateResource, insertVersion, rid string
+	// lockCurrent and versionBody are Current where rows are locked: the
+	// lock is taken on resources alone, because PostgreSQL re-checks a
+	// locked row that a concurrent writer changed against the rest of the
+	// query, and a join to the old version would then drop the row.
+	lockCurrent, versionBody string
+}
+
+// New returns a DB that runs on drv and speaks d. Backends call it from
+// their Open; it does not touch the database.
+func New(drv Driver, d Dialect, cfg Config) *DB {
+	if d.Attempts < 1 {
+		d.Attempts = 1
+	}
+	if d.Retryable == nil {
+		d.Retryable = func(error) bool { return false }
+	}
+	if d.UniqueViolation == nil {
+		d.UniqueViolation = func(error) bool { return false }
+	}
+	db := &DB{drv: drv, d: d, now: cfg.Now, rb: rebinder{numbered: d.Numbered}}
+	if db.now == nil {
+		db.now = time.Now
+	}
+	const current = `SELECT r.version_id, r.last_updated, r.deleted, v.method, v.body
+FROM resources r JOIN resource_versions v ON v.rid = r.rid AND v.version_id = r.version_id
+WHERE r.type = ? AND r.id = ?`
+	db.q = queries{
+		read: db.rb.rebind(current),
+		lockCurrent: db.rb.rebind(`SELECT rid, version_id, last_updated, deleted FROM resources
+WHERE type = ? AND id = ?` + d.ForUpdate),
+		versionBody: db.rb.rebind(`SELECT method, body FROM resource_versions WHERE rid = ? AND version_id = ?`),
+		vread: db.rb.rebind(`SELECT v.last_updated, v.deleted, v.method, v.body FROM resource_versions v
+WHERE v.rid = (SELECT rid FROM resources WHERE type = ? AND id = ?) AND v.version_id = ?`),
+		// DO NOTHING rather than a unique violation: on PostgreSQL a
+		// violation aborts the whole transaction, and fn may want to go on
+		// after a Conflict.
+		insertResource: db.rb.rebind(`INSERT INTO resources (type, id, version_id, last_updated, deleted)
+VALUES (?, ?, ?, ?, ?) ON CONFLICT (type, id) DO NOTHING RETURNING rid`),
+		// The version check is in the WHERE clause so that it holds even
+		// without a prior Current: on PostgreSQL a concurrent writer's
+		// update makes this one re-check the row and match nothing.
+		updateResource: db.rb.rebind(`UPDATE resources SET version_id = ?, last_updated = ?, deleted = ?
+WHERE type = ? AND id = ? AND version_id = ? RETURNING rid`),
+		insertVersion: db.rb.rebind(`INSERT INTO resource_versions (rid, type, id, version_id, last_updated, deleted, method, body)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+		rid: db.rb.rebind(`SELECT rid FROM resources WHERE type = ? AND id = ?`),
+	}
+	return db
+}
+
+// Dialect returns the dialect the DB speaks.
+func (db *DB) Dialect() Dialect { return db.d }
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.drv.Ping(ctx); err != nil {
+		return fmt.Errorf("store.Ping: %w", err)
+	}
+	return nil
+}
+
+// Close releases the connections.
+func (db *DB) Close() error { return db.drv.Close() }
+
+// Query runs a read-only statement written with "?" placeholders outside any
+// unit of work.
+func (db *DB) Query(ctx context.Context, query string, args ...any) (Rows, error) {
+	return db.drv.Query(ctx, db.rb.rebind(query), args...)
+}
+
+// QueryRow runs a read-only statement that returns at most one row outside
+// any unit of work and scans it into dest; ErrNoRows when there is none.
+func (db *DB) QueryRow(ctx context.Context, query string, args []any, dest ...any) error {
+	return db.drv.QueryRow(ctx, db.rb.rebind(query), args, dest...)
+}
+
+// Read returns the current version of a resource (store.Store.Read).
+func (db *DB) Read(ctx context.Context, typ, id string) (*store.Version, error) {
+	// No deferred wrap on this hot path: its arguments would be boxed on
+	// every call, not only on failure.
+	v, err := readCurrent(ctx, db.drv, db.q.read, typ, id)
+	if err != nil {
+		wrap(&err, "store.Read(%q, %q)", typ, id)
+	}
+	return v, err
+}
+
+// readCurrent runs the read or current statement on q.
+func readCurrent(ctx context.Context, q Querier, query, typ, id string) (*store.Version, error) {
+	v := &store.Version{Type: typ, ID: id}
+	var lu int64
+	err := q.QueryRow(ctx, query, []any{typ, id}, &v.VersionID, &lu, &v.Deleted, &v.Method, &v.Body)
+	if errors.Is(err, ErrNoRows) {
+		return nil, fhir.Errorf(fhir.NotFound, "%s/%s is not known", typ, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	v.LastUpdated = fromMicro(lu)
+	if v.Deleted {
+		v.Body = nil
+		return v, fhir.Errorf(fhir.Gone, "%s/%s was deleted", typ, id)
+	}
+	return v, nil
+}
+
+// VRead returns one version of a resource (store.Store.VRead).
+func (db *DB) VRead(ctx context.Context, typ, id string, versionID int64) (*store.Version, error) {
+	v := &store.Version{Type: typ, ID: id, VersionID: versionID}
+	var lu int64
+	err := db.drv.QueryRow(ctx, db.q.vread, []any{typ, id, versionID}, &lu, &v.Deleted, &v.Method, &v.Body)
+	if errors.Is(err, ErrNoRows) {
+		return nil, fhir.Errorf(fhir.NotFound, "version %d of %s/%s is not known", versionID, typ, id)
+	}
+	if err != nil {
+		wrap(&err, "store.VRead(%q, %q, %d)", typ, id, versionID)
+		return nil, err
+	}
+	v.LastUpdated = fromMicro(lu)
+	if v.Deleted {
+		v.Body = nil
+		return v, fhir.Errorf(fhir.Gone, "version %d of %s/%s is a deletion", versionID, typ, id)
+	}
+	return v, nil
+}
+
+// Transact runs fn as one unit of work (store.Store.Transact).
+func (db *DB) Transact(ctx context.Context, fn func(ctx context.Context, tx store.Tx) error) error {
+	return db.TransactSQL(ctx, func(ctx context.Context, tx *Tx) error { return fn(ctx, tx) })
+}
+
+// TransactSQL is Transact for code in this module that also runs its own
+// statements in the unit of work through tx. A unit of work that fails
+// with a retryable error (Dialect.Retryable, a unique violation, or a Put
+// that lost the race to create a resource it had seen absent) runs again
+// after a backoff, up to Dialect.Attempts times; if it still fails, the error
+// is a Conflict.
+func (db *DB) TransactSQL(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) error {
+	wait := db.d.Backoff
+	for attempt := 1; ; attempt++ {
+		err := db.attempt(ctx, fn)
+		if err == nil || !db.retryable(err) {
+			return err
+		}
+		if attempt >= db.d.Attempts {
+			return &fhir.Error{Code: fhir.Conflict, Message: "the resource was changed concurrently; retry the request"}
+		}
+		// Full jitter keeps racing replicas from retrying in lockstep.
+		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait *= 2
+	}
+}
+
+func (db *DB) retryable(err error) bool {
+	var r *racedError
+	return errors.As(err, &r) || db.d.Retryable(err) || db.d.UniqueViolation(err)
+}
+
+// attempt runs fn once in a transaction.
+func (db *DB) attempt(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) (err error) {
+	dtx, err := db.drv.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("store.Transact: begin: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			// The caller's context may be done already; the rollback
+			// must still reach the database.
+			_ = dtx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	tx := &Tx{db: db, tx: dtx, now: db.now().UTC().Truncate(fhir.InstantPrecision)}
+	if err := fn(ctx, tx); err != nil {
+		return err
+	}
+	if err := dtx.Commit(ctx); err != nil {
+		return fmt.Errorf("store.Transact: commit: %w", err)
+	}
+	committed = true
+	return nil
+}
+
+// Tx is a unit of work on a DB; it implements store.Tx.
+type Tx struct {
+	db  *DB
+	tx  DriverTx
+	now time.Time
+	// absent holds the resources Current found unknown, so that a Put
+	// creating one of them and finding it present knows it lost a race.
+	absent map[[2]string]bool
+}
+
+var _ store.Tx = (*Tx)(nil)
+
+// Now is the fixed time of the unit of work.
+func (tx *Tx) Now() time.Time { return tx.now }
+
+// Exec runs a statement written with "?" placeholders in the unit of work.
+func (tx *Tx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	return tx.tx.Exec(ctx, tx.db.rb.rebind(query), args...)
+}
+
+// Query runs a statement written with "?" placeholders in the unit of work.
+func (tx *Tx) Query(ctx context.Context, query string, args ...any) (Rows, error) {
+	return tx.tx.Query(ctx, tx.db.rb.rebind(query), args...)
+}
+
+// QueryRow runs a statement written with "?" placeholders that returns at
+// most one row in the unit of work; ErrNoRows when there is none.
+func (tx *Tx) QueryRow(ctx context.Context, query string, args []any, dest ...any) error {
+	return tx.tx.QueryRow(ctx, tx.db.rb.rebind(query), args, dest...)
+}
+
+// Current returns the current version and locks the resource until the unit
+// of work ends (store.Tx.Current).
+func (tx *Tx) Current(ctx context.Context, typ, id string) (v *store.Version, err error) {
+	defer wrap(&err, "store.Tx.Current(%q, %q)", typ, id)
+	if tx.db.d.ForUpdate == "" {
+		// Writers are serial: the plain read holds the resource already.
+		v, err = readCurrent(ctx, tx.tx, tx.db.q.read, typ, id)
+	} else {
+		v, err = tx.lockCurrent(ctx, typ, id)
+	}
+	if fhir.IsCode(err, fhir.NotFound) {
+		if tx.absent == nil {
+			tx.absent = map[[2]string]bool{}
+		}
+		tx.absent[[2]string{typ, id}] = true
+	}
+	return v, err
+}
+
+// lockCurrent is Current with a row lock, in two statements.
+func (tx *Tx) lockCurrent(ctx context.Context, typ, id string) (*store.Version, error) {
+	v := &store.Version{Type: typ, ID: id}
+	var rid, lu int64
+	err := tx.tx.QueryRow(ctx, tx.db.q.lockCurrent, []any{typ, id}, &rid, &v.VersionID, &lu, &v.Deleted)
+	if errors.Is(err, ErrNoRows) {
+		return nil, fhir.Errorf(fhir.NotFound, "%s/%s is not known", typ, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.tx.QueryRow(ctx, tx.db.q.versionBody, []any{rid, v.VersionID}, &v.Method, &v.Body); err != nil {
+		return nil, err
+	}
+	v.LastUpdated = fromMicro(lu)
+	if v.Deleted {
+		v.Body = nil
+		return v, fhir.Errorf(fhir.Gone, "%s/%s was deleted", typ, id)
+	}
+	return v, nil
+}
+
+// Put stores a new version (store.Tx.Put) and sets v.LastUpdated to the
+// unit of work's time.
+func (tx *Tx) Put(ctx context.Context, v *store.Version) (err error) {
+	defer wrap(&err, "store.Tx.Put(%q, %q, %d)", v.Type, v.ID, v.VersionID)
+	switch {
+	case v.Type == "" || v.ID == "":
+		return errors.New("type and id are required")
+	case v.VersionID < 1:
+		return errors.New("version ids start at 1")
+	case v.Deleted && v.Body != nil:
+		return errors.New("a deletion has no body")
+	case !v.Deleted && len(v.Body) == 0:
+		return errors.New("a version needs a body")
+	}
+	lu := toMicro(tx.now)
+	var rid int64
+	if v.VersionID == 1 {
+		err = tx.tx.QueryRow(ctx, tx.db.q.insertResource, []any{v.Type, v.ID, v.VersionID, lu, v.Deleted}, &rid)
+	} else {
+		err = tx.tx.QueryRow(ctx, tx.db.q.updateResource, []any{v.VersionID, lu, v.Deleted, v.Type, v.ID, v.VersionID - 1}, &rid)
+	}
+	if errors.Is(err, ErrNoRows) {
+		c := fhir.Errorf(fhir.Conflict, "version %d of %s/%s is not the next version", v.VersionID, v.Type, v.ID)
+		if v.VersionID == 1 && tx.absent[[2]string{v.Type, v.ID}] {
+			return &racedError{c}
+		}
+		return c
+	}
+	if err != nil {
+		return err
+	}
+	var body any = v.Body
+	if v.Deleted {
+		body = nil // NULL, not an empty blob
+	}
+	if _, err := tx.tx.Exec(ctx, tx.db.q.insertVersion, rid, v.Type, v.ID, v.VersionID, lu, v.Deleted, v.Method, body); err != nil {
+		return err
+	}
+	v.LastUpdated = tx.now
+	return nil
+}
+
+// racedError is the Conflict of a Put that created a resource another unit
+// of work created first, after Current had found it absent. Running the unit
+// of work again sees the other's version and usually succeeds.
+type racedError struct{ err *fhir.Error }
+
+func (e *racedError) Error() string { return e.err.Error() }
+func (e *racedError) Unwrap() error { return e.err }
+
+// wrap adds context to an internal error. Errors the caller acts on
+// (*fhir.Error) are left as they are: their message is for the client.
+func wrap(errp *error, format string, args ...any) {
+	if *errp == nil {
+		return
+	}
+	var fe *fhir.Error
+	if errors.As(*errp, &fe) {
+		return
+	}
+	*errp = fmt.Errorf(format+": %w", append(args, *errp)...)
+}
+
+// Instants are stored as microseconds since the Unix epoch.
+func toMicro(t time.Time) int64 { return t.UnixMicro() }
+
+// ceilMicro is the least stored instant at or after t, so that comparisons
+// with a finer-grained bound stay exact.
+func ceilMicro(t time.Time) int64 {
+	m := t.UnixMicro()
+	if time.UnixMicro(m).Before(t) {
+		m++
+	}
+	return m
+}
+
+func fromMicro(m int64) time.Time { return time.UnixMicro(m).UTC() }

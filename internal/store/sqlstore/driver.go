@@ -1,0 +1,119 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ErrNoRows is returned by [Querier.QueryRow] when the query selects nothing.
+// Drivers translate their own no-rows error into it.
+var ErrNoRows = errors.New("sqlstore: no rows in result set")
+
+// Querier runs statements that are already written for the database (the
+// dialect's placeholders). Drivers cache a prepared statement per query text.
+type Querier interface {
+	// Exec runs a statement and returns the number of rows it affected.
+	Exec(ctx context.Context, query string, args ...any) (int64, error)
+	// Query runs a statement that returns rows.
+	Query(ctx context.Context, query string, args ...any) (Rows, error)
+	// QueryRow runs a statement that returns at most one row and scans it
+	// into dest; it returns ErrNoRows when there is none.
+	QueryRow(ctx context.Context, query string, args []any, dest ...any) error
+}
+
+// Rows is the result of [Querier.Query].
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// Driver is what a backend supplies: a pool for reads outside a unit of work
+// and write transactions.
+type Driver interface {
+	Querier
+	// Begin starts a write transaction. Its lock discipline is the
+	// backend's: SQLite takes the write lock at once (BEGIN IMMEDIATE),
+	// PostgreSQL runs READ COMMITTED and locks rows as it goes.
+	Begin(ctx context.Context) (DriverTx, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// DriverTx is one database transaction.
+type DriverTx interface {
+	Querier
+	Commit(ctx context.Context) error
+	Rollback(ctx context.Context) error
+}
+
+// Dialect is what differs between the SQL databases. Upserts need no entry:
+// both backends speak INSERT … ON CONFLICT (…) DO UPDATE SET c = excluded.c.
+type Dialect struct {
+	// Name identifies the dialect in messages ("sqlite", "postgres").
+	Name string
+	// Numbered makes "?" placeholders become "$1", "$2", ….
+	Numbered bool
+	// ForUpdate is appended to a SELECT that must lock the rows it reads
+	// until the transaction ends (" FOR UPDATE"); empty where writers are
+	// serialised anyway.
+	ForUpdate string
+	// Migrations holds the numbered migrations (0001_name.sql, …) at its root.
+	Migrations fs.FS
+	// MigrationLock, when set, runs first in the migration transaction to
+	// keep concurrent migrators out (e.g. pg_advisory_xact_lock).
+	MigrationLock string
+	// Retryable reports whether a failed unit of work may succeed when run
+	// again: serialization failures, deadlocks, a busy database.
+	Retryable func(error) bool
+	// UniqueViolation reports whether err is a unique-constraint violation.
+	UniqueViolation func(error) bool
+	// Attempts is how many times a unit of work runs at most (≥ 1).
+	Attempts int
+	// Backoff is the wait before the first retry; it doubles each time and
+	// is jittered.
+	Backoff time.Duration
+}
+
+// rebinder rewrites "?" placeholders once per distinct query text.
+type rebinder struct {
+	numbered bool
+	cache    sync.Map // string → string
+}
+
+// rebind returns query with the dialect's placeholders. "?" inside string
+// literals is left alone; statements here never contain "?" operators.
+func (r *rebinder) rebind(query string) string {
+	if !r.numbered {
+		return query
+	}
+	if q, ok := r.cache.Load(query); ok {
+		return q.(string)
+	}
+	var b strings.Builder
+	n := 0
+	inString := false
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		switch {
+		case c == '\'':
+			inString = !inString
+			b.WriteByte(c)
+		case c == '?' && !inString:
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+		default:
+			b.WriteByte(c)
+		}
+	}
+	q := b.String()
+	r.cache.Store(query, q)
+	return q
+}
