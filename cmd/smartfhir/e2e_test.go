@@ -63,3 +63,28 @@ func TestHealthAndMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestCORSOnFHIRAPI(t *testing.T) {
+	s := startServer(t)
+	req, _ := http.NewRequest("OPTIONS", s.BaseURL+"/fhir/Patient", nil)
+	req.Header.Set("Origin", "https://app.example.org")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNoContent || res.Header.Get("Access-Control-Allow-Origin") != "*" ||
+		!strings.Contains(res.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Errorf("preflight = %d %v, want 204 allowing any origin and Authorization", res.StatusCode, res.Header)
+	}
+	res, err = http.Get(s.BaseURL + "/fhir/metadata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Error("GET /fhir/metadata has no Access-Control-Allow-Origin")
+	}
+}

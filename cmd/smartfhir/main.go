@@ -23,6 +23,10 @@ var commands = map[string]command{
 	"serve":   {"run the FHIR server", runServe},
 	"migrate": {"apply database schema migrations and exit", runMigrate},
 	"version": {"print the version", runVersion},
+	"clients": {"register and administer SMART apps (add|list|show|approve|deny|disable)", runClients},
+	"users":   {"add and list logins (add|list)", runUsers},
+	"launch":  {"prepare an EHR launch and print its URL", runLaunch},
+	"keys":    {"rotate the id_token signing key (rotate)", runKeys},
 }
 
 // version is set at build time with -ldflags "-X main.version=…".

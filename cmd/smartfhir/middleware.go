@@ -102,3 +102,23 @@ func (r *statusRecorder) code() int {
 
 // Unwrap lets http.ResponseController reach the real writer (flush, deadlines).
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// cors lets browser apps call the FHIR API from any origin (SMART App
+// Launch 2.2, "Considerations for Cross-Origin Resource Sharing"). The API
+// takes bearer tokens, never cookies, so a wildcard origin discloses
+// nothing that the token does not already grant.
+func cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, Prefer, If-Match, If-None-Match, If-Modified-Since, If-None-Exist, X-Request-Id")
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		h.Set("Access-Control-Expose-Headers", "Location, Content-Location, ETag, Last-Modified, X-Request-Id")
+		next.ServeHTTP(w, r)
+	})
+}

@@ -16,6 +16,7 @@ import (
 
 	"smartfhir/internal/fhir/spec"
 	"smartfhir/internal/rest"
+	"smartfhir/internal/smart"
 	"smartfhir/internal/store/sqlstore"
 	"smartfhir/internal/validate"
 )
@@ -38,9 +39,13 @@ type Main struct {
 
 	logger *slog.Logger
 	store  *sqlstore.DB
-	ln     net.Listener
-	server *http.Server
-	served chan error
+	auth   *smart.Server
+
+	stopSweep context.CancelFunc
+	sweepDone chan struct{}
+	ln        net.Listener
+	server    *http.Server
+	served    chan error
 }
 
 // NewMain returns a Main with the defaults of the serve command.
@@ -128,7 +133,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.BaseURL == "" {
 		m.BaseURL = defaultBaseURL(m.ln.Addr().(*net.TCPAddr), tlsConfig != nil)
 	}
-	handler := m.handler()
+	handler, err := m.handler()
+	if err != nil {
+		m.ln.Close()
+		return err
+	}
 	m.server = &http.Server{
 		Handler:           handler,
 		TLSConfig:         tlsConfig,
@@ -165,8 +174,18 @@ func defaultBaseURL(a *net.TCPAddr, tls bool) string {
 }
 
 // handler wires the HTTP routes and the middleware around them.
-func (m *Main) handler() http.Handler {
+func (m *Main) handler() (http.Handler, error) {
 	metrics := newMetrics()
+	mux := http.NewServeMux()
+	auth, err := mountAuth(mux, m.store, m.BaseURL, m.logger)
+	if err != nil {
+		return nil, err
+	}
+	m.auth = auth
+	m.sweepDone = make(chan struct{})
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	m.stopSweep = stopSweep
+	go m.sweep(sweepCtx)
 	fhirBase := m.BaseURL + "/fhir"
 	api := rest.New(rest.Config{
 		Base:          fhirBase,
@@ -180,12 +199,31 @@ func (m *Main) handler() http.Handler {
 		Observe:       metrics.observe,
 		Software:      struct{ Name, Version string }{"smartfhir", version},
 	})
-	mux := http.NewServeMux()
-	mux.Handle("/fhir/", api)
-	mux.Handle("/fhir", api) // POST /fhir is batch/transaction
+	mux.Handle("/fhir/", cors(api))
+	mux.Handle("/fhir", cors(api)) // POST /fhir is batch/transaction
 	mux.Handle("GET /healthz", metrics.instrument("healthz", http.HandlerFunc(m.healthz)))
 	mux.Handle("GET /metrics", metrics.instrument("metrics", metrics.handler()))
-	return m.middleware(mux)
+	return m.middleware(mux), nil
+}
+
+// sweepEvery is how often expired codes, tokens, launches and sessions are
+// deleted.
+const sweepEvery = 10 * time.Minute
+
+func (m *Main) sweep(ctx context.Context) {
+	defer close(m.sweepDone)
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		if err := m.auth.Sweep(ctx); err != nil && ctx.Err() == nil {
+			m.logger.Warn("sweeping expired authorization data", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // validator adapts the validate package to rest.Validator.
@@ -220,6 +258,10 @@ func (m *Main) Close() error {
 		if err := <-m.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if m.stopSweep != nil {
+		m.stopSweep()
+		<-m.sweepDone
 	}
 	if m.store != nil {
 		errs = append(errs, m.store.Close())
