@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"smartfhir/internal/search"
 	"smartfhir/internal/store/postgres"
 	"smartfhir/internal/store/sqlite"
 	"smartfhir/internal/store/sqlstore"
@@ -21,6 +22,8 @@ type dbFlags struct {
 	DataDir string
 	// now is the clock handed to the store; tests may replace it.
 	now func() time.Time
+	// search, when set, is the registry the store indexes with.
+	search *search.Registry
 }
 
 func (f *dbFlags) register(fs *flag.FlagSet) {
@@ -63,7 +66,7 @@ func (f *dbFlags) open(ctx context.Context) (*sqlstore.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := sqlstore.Config{Now: f.now}
+	cfg := sqlstore.Config{Now: f.now, Search: f.search}
 	var db *sqlstore.DB
 	if kind == "postgres" {
 		db, err = postgres.Open(ctx, loc, cfg)

@@ -23,6 +23,7 @@ var commands = map[string]command{
 	"serve":   {"run the FHIR server", runServe},
 	"migrate": {"apply database schema migrations and exit", runMigrate},
 	"version": {"print the version", runVersion},
+	"import":  {"load Bundles and NDJSON files or folders into the database", runImport},
 	"clients": {"register and administer SMART apps (add|list|show|approve|deny|disable)", runClients},
 	"users":   {"add and list logins (add|list)", runUsers},
 	"launch":  {"prepare an EHR launch and print its URL", runLaunch},

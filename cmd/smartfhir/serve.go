@@ -16,6 +16,7 @@ import (
 
 	"smartfhir/internal/fhir/spec"
 	"smartfhir/internal/rest"
+	"smartfhir/internal/search"
 	"smartfhir/internal/smart"
 	"smartfhir/internal/store/sqlstore"
 	"smartfhir/internal/validate"
@@ -34,6 +35,7 @@ type Main struct {
 	MaxCount     int
 	LogLevel     string
 	LogFormat    string
+	Auth         authSettings
 
 	Stdout, Stderr io.Writer
 
@@ -66,11 +68,15 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&m.MaxCount, "max-count", 1000, "largest page size a request may ask for")
 	fs.StringVar(&m.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&m.LogFormat, "log-format", "text", "text or json")
+	m.Auth.register(fs)
 	if err := parseFlags(fs, args, false); err != nil {
 		return err
 	}
 	if (m.TLSCert == "") != (m.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if err := m.Auth.check(); err != nil {
+		return err
 	}
 	if m.MaxBodyBytes < 1024 {
 		return fmt.Errorf("--max-body-bytes %d is too small (at least 1024)", m.MaxBodyBytes)
@@ -119,6 +125,22 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		// TLS 1.2 at least; Go negotiates 1.3 whenever the client can.
 		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
+	// Listen first: the base URL (which the search index needs to tell
+	// local references from others) may depend on the port.
+	if m.ln, err = net.Listen("tcp", m.Addr); err != nil {
+		return fmt.Errorf("listening on %s: %w", m.Addr, err)
+	}
+	defer func() {
+		if err != nil {
+			m.ln.Close()
+		}
+	}()
+	if m.BaseURL == "" {
+		m.BaseURL = defaultBaseURL(m.ln.Addr().(*net.TCPAddr), tlsConfig != nil)
+	}
+	if m.DB.search, err = search.NewRegistry(search.Config{Base: m.BaseURL + "/fhir"}); err != nil {
+		return fmt.Errorf("compiling the search parameters: %w", err)
+	}
 	if m.store, err = m.DB.open(ctx); err != nil {
 		return err
 	}
@@ -127,15 +149,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			m.store.Close()
 		}
 	}()
-	if m.ln, err = net.Listen("tcp", m.Addr); err != nil {
-		return fmt.Errorf("listening on %s: %w", m.Addr, err)
-	}
-	if m.BaseURL == "" {
-		m.BaseURL = defaultBaseURL(m.ln.Addr().(*net.TCPAddr), tlsConfig != nil)
+	// Index data written before this parameter set (a no-op when current).
+	if n, err := m.store.Reindex(ctx, false); err != nil {
+		return fmt.Errorf("re-indexing for search: %w", err)
+	} else if n > 0 {
+		m.logger.Info("re-indexed for search", "resources", n)
 	}
 	handler, err := m.handler()
 	if err != nil {
-		m.ln.Close()
 		return err
 	}
 	m.server = &http.Server{
@@ -177,7 +198,7 @@ func defaultBaseURL(a *net.TCPAddr, tls bool) string {
 func (m *Main) handler() (http.Handler, error) {
 	metrics := newMetrics()
 	mux := http.NewServeMux()
-	auth, err := mountAuth(mux, m.store, m.BaseURL, m.logger)
+	auth, err := mountAuth(mux, m.store, m.BaseURL, m.logger, &m.Auth)
 	if err != nil {
 		return nil, err
 	}
@@ -190,6 +211,7 @@ func (m *Main) handler() (http.Handler, error) {
 	api := rest.New(rest.Config{
 		Base:          fhirBase,
 		Store:         m.store,
+		Search:        m.DB.search,
 		Validator:     validator{},
 		ResourceTypes: spec.ResourceTypes(),
 		NewID:         newID,
@@ -198,6 +220,7 @@ func (m *Main) handler() (http.Handler, error) {
 		MaxCount:      m.MaxCount,
 		Observe:       metrics.observe,
 		Software:      struct{ Name, Version string }{"smartfhir", version},
+		Security:      auth.CapabilitySecurity(),
 	})
 	mux.Handle("/fhir/", cors(api))
 	mux.Handle("/fhir", cors(api)) // POST /fhir is batch/transaction

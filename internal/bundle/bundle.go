@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -68,7 +69,49 @@ type Processor struct {
 	Exec  Executor
 	// NewID makes server-assigned ids.
 	NewID func() string
+	// Match resolves conditional references and the ifNoneExist of POST
+	// entries; nil makes conditional references NotSupported.
+	Match Matcher
 }
+
+// Options change how Run processes a Bundle.
+type Options struct {
+	// SkipInvalid makes a transaction that fails because an entry is
+	// invalid run again without that entry, and so on, instead of failing
+	// as a whole; the skipped entries are reported in Outcome.Errs, and an
+	// entry that refers to a skipped one is skipped too. It is for bulk
+	// loading (smartfhir import --skip-invalid), never for POST [base],
+	// where a transaction is all or nothing.
+	SkipInvalid bool
+}
+
+// Outcome is what Run did with a Bundle.
+type Outcome struct {
+	// Kind is "batch" or "transaction" as soon as the Bundle says so, ""
+	// before.
+	Kind string
+	// Results holds each entry's result, by entry index; nil for an entry
+	// that failed or was skipped.
+	Results []*Result
+	// Errs holds, by entry index, why a batch entry failed or why a
+	// transaction entry was skipped (Options.SkipInvalid).
+	Errs []error
+	// Methods holds each entry's request.method, by entry index ("" for an
+	// entry without a request): a 200 means an update for PUT, but an
+	// existing match for a conditional POST.
+	Methods []string
+}
+
+// EntryError is the failure of one entry of a Bundle. It wraps a
+// *fhir.Error whose diagnostics name the entry (or, for an internal
+// error, the error itself).
+type EntryError struct {
+	Index int
+	err   error
+}
+
+func (e *EntryError) Error() string { return e.err.Error() }
+func (e *EntryError) Unwrap() error { return e.err }
 
 // conflictRetries is how often a unit of work that lost a version race
 // (and named no If-Match) is tried again.
@@ -80,65 +123,163 @@ const conflictRetries = 5
 // a transaction, is returned as an error; a failing batch entry is reported
 // in its response entry.
 func (p *Processor) Process(ctx context.Context, body []byte, ret Return) (kind string, resp []byte, err error) {
+	out, err := p.Run(ctx, body, Options{})
+	if err != nil {
+		return out.Kind, nil, err
+	}
+	typ := "batch-response"
+	if out.Kind == "transaction" {
+		typ = "transaction-response"
+	}
+	resp, err = p.response(typ, out.Results, out.Errs, ret)
+	return out.Kind, resp, err
+}
+
+// Run runs a batch or transaction Bundle (http.html §3.1.0.11) and returns
+// what each entry did. A Bundle-level problem, or a failing entry of a
+// transaction, is returned as an error (an *EntryError for an entry); the
+// Outcome is never nil.
+func (p *Processor) Run(ctx context.Context, body []byte, opts Options) (*Outcome, error) {
 	b, err := parse(body)
+	out := &Outcome{}
 	if b != nil {
-		kind = b.kind
+		out.Kind = b.kind
 	}
 	if err != nil {
-		return kind, nil, err
+		return out, err
 	}
+	out.Results = make([]*Result, len(b.entries))
+	out.Errs = make([]error, len(b.entries))
+	out.Methods = make([]string, len(b.entries))
+	for i, e := range b.entries {
+		out.Methods[i] = e.req.Method
+	}
+	b.assignIDs(p.NewID)
 	if b.kind == "transaction" {
-		for i, e := range b.entries {
-			if e.err != nil {
-				return kind, nil, entryError(i, e.err)
+		return out, p.runTransaction(ctx, b, opts, out)
+	}
+	p.runBatch(ctx, b, out)
+	return out, nil
+}
+
+// runTransaction runs every entry in one unit of work (http.html
+// §3.1.0.11.2), in the prescribed order.
+func (p *Processor) runTransaction(ctx context.Context, b *parsed, opts Options, out *Outcome) error {
+	skip := out.Errs
+	for i, e := range b.entries {
+		if e.err != nil {
+			err := entryError(i, e.err)
+			if !opts.SkipInvalid || !skippable(err) {
+				return err
 			}
+			skip[i] = err
 		}
 	}
-	if err := b.resolve(p.NewID); err != nil {
-		return kind, nil, err
-	}
 	order := processingOrder(b.entries)
-	results := make([]*Result, len(b.entries))
-	if b.kind == "transaction" {
-		err = transact(ctx, p.Store, b.anyIfMatch(), func(ctx context.Context, tx store.Tx) error {
-			clear(results)
+	for {
+		err := transact(ctx, p.Store, b.anyIfMatch(), func(ctx context.Context, tx store.Tx) error {
+			clear(out.Results)
+			u := p.newUnit(tx, b.liveTargets(skip))
+			if err := u.preResolveIfNoneExist(ctx, b, skip); err != nil {
+				return err
+			}
 			for _, i := range order {
-				r, err := p.Exec.Execute(ctx, tx, &b.entries[i].req)
+				if skip[i] != nil {
+					continue
+				}
+				r, err := u.execute(ctx, &b.entries[i])
 				if err != nil {
 					return entryError(i, err)
 				}
-				results[i] = r
+				out.Results[i] = r
 			}
 			return nil
 		})
-		if err != nil {
-			return kind, nil, err
+		ee, ok := errors.AsType[*EntryError](err)
+		if err == nil || !opts.SkipInvalid || !ok || !skippable(err) || skip[ee.Index] != nil {
+			if err != nil {
+				clear(out.Results)
+			}
+			return err
 		}
-		resp, err = p.response("transaction-response", results, nil, ret)
-		return kind, resp, err
+		skip[ee.Index] = err
 	}
-	errs := make([]error, len(b.entries))
-	for _, i := range order {
-		e := b.entries[i]
+}
+
+// skippable reports whether a failing entry is the entry's own fault, so
+// that Options.SkipInvalid may leave it out.
+func skippable(err error) bool { return fhir.IsCode(err, fhir.Invalid) }
+
+// runBatch runs each entry in a unit of work of its own (http.html
+// §3.1.0.11.1); a failing entry is reported in out.Errs.
+func (p *Processor) runBatch(ctx context.Context, b *parsed, out *Outcome) {
+	for _, i := range processingOrder(b.entries) {
+		e := &b.entries[i]
 		if e.err != nil {
-			errs[i] = e.err
+			out.Errs[i] = e.err
 			continue
 		}
 		err := transact(ctx, p.Store, e.req.IfMatch != "", func(ctx context.Context, tx store.Tx) error {
-			r, err := p.Exec.Execute(ctx, tx, &e.req)
-			results[i] = r
+			u := p.newUnit(tx, b.targets)
+			r, err := u.execute(ctx, e)
+			out.Results[i] = r
 			return err
 		})
 		if err != nil {
-			results[i] = nil
-			errs[i] = err
+			out.Results[i] = nil
+			out.Errs[i] = err
 			if fhir.ErrorCode(err) == fhir.Internal {
 				reqctx.Logger(ctx).Error("batch entry failed", "entry", i, "err", err)
 			}
 		}
 	}
-	resp, err = p.response("batch-response", results, errs, ret)
-	return kind, resp, err
+}
+
+// execute runs one entry in the unit of work: its references are resolved
+// first (again on every attempt, since what a conditional reference
+// matches may have changed), then the executor runs it.
+func (u *unit) execute(ctx context.Context, e *entry) (*Result, error) {
+	req := e.req
+	if req.Resource != nil && req.Method != http.MethodPatch {
+		res, err := u.rewriteEntry(ctx, req.Resource)
+		if err != nil {
+			if _, ok := errors.AsType[*fhir.Error](err); !ok {
+				err = invalid("resource: %v", err)
+			}
+			return nil, err
+		}
+		req.Resource = res
+	}
+	r, err := u.p.Exec.Execute(ctx, u.tx, &req)
+	if err != nil {
+		return nil, err
+	}
+	switch req.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		u.wrote(urlType(req.URL))
+		if e.typ != "" {
+			u.wrote(e.typ)
+		}
+	}
+	// A conditional create that found its resource: the fullUrl stands
+	// for that resource from now on.
+	if req.Method == http.MethodPost && req.IfNoneExist != "" && isURN(e.fullURL) && r != nil {
+		if ref, ok := fhir.ParseReference(r.Location, ""); ok {
+			u.targets[e.fullURL] = ref.Type + "/" + ref.ID
+		}
+	}
+	return r, nil
+}
+
+// urlType is the resource type an entry's request.url names ("" when it
+// names none).
+func urlType(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		return "" // absolute URLs: only the executor knows our base
+	}
+	u, _, _ = strings.Cut(strings.TrimPrefix(u, "/"), "?")
+	u, _, _ = strings.Cut(u, "/")
+	return u
 }
 
 // transact runs fn in one unit of work, again when it lost a version race
@@ -156,16 +297,19 @@ func transact(ctx context.Context, s store.Store, ifMatch bool, fn func(ctx cont
 
 // entryError names the entry in err's diagnostics, keeping its code.
 func entryError(i int, err error) error {
+	if ee, ok := errors.AsType[*EntryError](err); ok && ee.Index == i {
+		return err
+	}
 	code := fhir.ErrorCode(err)
 	if code == fhir.Internal {
-		return err
+		return &EntryError{Index: i, err: err}
 	}
 	prefix := "Bundle.entry[" + strconv.Itoa(i) + "]: "
 	issues := slices.Clone(fhir.OutcomeIssues(err))
 	for k := range issues {
 		issues[k].Diagnostics = prefix + issues[k].Diagnostics
 	}
-	return &fhir.Error{Code: code, Message: prefix + err.Error(), Issues: issues}
+	return &EntryError{Index: i, err: &fhir.Error{Code: code, Message: prefix + err.Error(), Issues: issues}}
 }
 
 // processingOrder is http.html §3.1.0.11.2: DELETE, then POST, then PUT and

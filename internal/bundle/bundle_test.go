@@ -31,11 +31,23 @@ func TestRewrite(t *testing.T) {
 		{"other references untouched", `{"a":{"reference":"Patient/x"},"b":[1, 2.50, {"reference":"#c"}],"c":"urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a"}`,
 			`{"a":{"reference":"Patient/x"},"b":[1, 2.50, {"reference":"#c"}],"c":"urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a"}`, false},
 		{"no urn at all keeps the bytes", `{ "a" : 1 }`, `{ "a" : 1 }`, false},
+		{"whitespace and escapes", "{\n  \"subject\" : {\n    \"reference\" :  \"urn:oid:1.2.3\",\"display\":\"a \\\"reference\\\": \\\"urn:oid:9\\\"\"\n  },\"refer\\u0065nce\":\"urn:oid:1\\u002e2.3\"}",
+			"{\n  \"subject\" : {\n    \"reference\" :  \"Organization/o1\",\"display\":\"a \\\"reference\\\": \\\"urn:oid:9\\\"\"\n  },\"refer\\u0065nce\":\"Organization/o1\"}", false},
+		{"reference that is not a string", `{"reference":{"reference":"urn:oid:1.2.3"},"x":"reference"}`, `{"reference":{"reference":"Organization/o1"},"x":"reference"}`, false},
 		{"unknown urn", `{"subject":{"reference":"urn:uuid:00000000-0000-0000-0000-000000000000"}}`, "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := rewrite([]byte(tt.in), targets)
+			got, err := rewriteRefs([]byte(tt.in), func(ref string) (string, bool, error) {
+				if !isURN(ref) {
+					return "", false, nil
+				}
+				t, ok := targets[ref]
+				if !ok {
+					return "", false, unknownRef(ref)
+				}
+				return t, true, nil
+			})
 			if tt.wantErr {
 				if err == nil {
 					t.Fatalf("rewrite = %s, want an error", got)
@@ -199,7 +211,7 @@ func TestBundleErrors(t *testing.T) {
 		{"entry without url", `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET"}}]}`},
 		{"bad urn", `{"resourceType":"Bundle","type":"batch","entry":[{"fullUrl":"urn:uuid:nope","request":{"method":"GET","url":"Patient/1"}}]}`},
 		{"duplicate fullUrl", `{"resourceType":"Bundle","type":"batch","entry":[{"fullUrl":"http://a/Patient/1","request":{"method":"GET","url":"Patient/1"}},{"fullUrl":"http://a/Patient/1","request":{"method":"GET","url":"Patient/1"}}]}`},
-		{"unknown urn reference", `{"resourceType":"Bundle","type":"batch","entry":[{"resource":{"resourceType":"Observation","subject":{"reference":"urn:oid:1.2"}},"request":{"method":"POST","url":"Observation"}}]}`},
+		{"unknown urn reference", `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Observation","subject":{"reference":"urn:oid:1.2"}},"request":{"method":"POST","url":"Observation"}}]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

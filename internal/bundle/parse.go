@@ -13,6 +13,9 @@ import (
 type parsed struct {
 	kind    string
 	entries []entry
+	// targets maps the urn:uuid: and urn:oid: fullUrls of entries to the
+	// references they become (assignIDs).
+	targets map[string]string
 }
 
 type entry struct {

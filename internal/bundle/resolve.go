@@ -1,20 +1,23 @@
 package bundle
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"smartfhir/internal/fhir"
+	"smartfhir/internal/store"
 )
 
-// resolve gives every POST entry its server id up front (so that the ids
-// stay the same when a unit of work is retried) and rewrites every
-// reference to an entry's urn:uuid: or urn:oid: fullUrl into a reference
-// to the resource it becomes (http.html §3.1.0.11.2).
-func (b *parsed) resolve(newID func() string) error {
-	targets := map[string]string{}
+// assignIDs gives every POST entry its server id up front (so that the ids
+// stay the same when a unit of work is retried) and records, for every
+// entry whose fullUrl is a urn:uuid: or urn:oid:, the reference it becomes
+// (http.html §3.1.0.11.2).
+func (b *parsed) assignIDs(newID func() string) {
+	b.targets = map[string]string{}
 	for i := range b.entries {
 		e := &b.entries[i]
 		if e.err != nil {
@@ -24,27 +27,150 @@ func (b *parsed) resolve(newID func() string) error {
 		case http.MethodPost:
 			e.req.ID = newID()
 			if isURN(e.fullURL) {
-				targets[e.fullURL] = e.typ + "/" + e.req.ID
+				b.targets[e.fullURL] = e.typ + "/" + e.req.ID
 			}
 		case http.MethodPut:
 			if isURN(e.fullURL) {
 				path, _, _ := strings.Cut(e.req.URL, "?")
 				if r, ok := fhir.ParseReference(path, ""); ok && !strings.Contains(e.req.URL, "?") {
-					targets[e.fullURL] = r.Type + "/" + r.ID
+					b.targets[e.fullURL] = r.Type + "/" + r.ID
 				}
 			}
 		}
 	}
+}
+
+// Matcher finds the current resources of a type that a search selects,
+// inside a unit of work (so that it sees what the unit has written). query
+// is a search query string without the "?" ("identifier=a|b"). It returns
+// at most limit ids; an unknown or unsupported search parameter is an
+// Invalid error, since ignoring it would match resources the client did
+// not mean.
+type Matcher interface {
+	Match(ctx context.Context, tx store.Tx, typ, query string, limit int) (ids []string, err error)
+}
+
+// unit is the state of one attempt at a unit of work: the references that
+// entries resolve to, and the conditional references resolved so far.
+type unit struct {
+	p       *Processor
+	tx      store.Tx
+	targets map[string]string
+	// cond caches conditional references by target type, then reference;
+	// writing a resource of a type forgets that type's answers, since the
+	// write may change them.
+	cond map[string]map[string]string
+}
+
+func (p *Processor) newUnit(tx store.Tx, targets map[string]string) *unit {
+	return &unit{p: p, tx: tx, targets: targets, cond: map[string]map[string]string{}}
+}
+
+// wrote tells the unit that a resource of type typ was written.
+func (u *unit) wrote(typ string) { delete(u.cond, typ) }
+
+// rewriteEntry returns the entry's resource with every reference to an
+// entry of the Bundle and every conditional reference replaced by a
+// reference to the resource it names.
+func (u *unit) rewriteEntry(ctx context.Context, res []byte) ([]byte, error) {
+	return rewriteRefs(res, func(ref string) (string, bool, error) {
+		if isURN(ref) {
+			t, ok := u.targets[ref]
+			if !ok {
+				return "", false, unknownRef(ref)
+			}
+			if k, isSkipped := strings.CutPrefix(t, skipped); isSkipped {
+				return "", false, invalid("the reference %s names Bundle.entry[%s], which was skipped", ref, k)
+			}
+			return t, true, nil
+		}
+		typ, query, ok := conditionalRef(ref)
+		if !ok {
+			return "", false, nil
+		}
+		t, err := u.resolveConditional(ctx, ref, typ, query)
+		return t, err == nil, err
+	})
+}
+
+// resolveConditional answers a conditional reference (http.html
+// §3.1.0.11.2, "Conditional References"): the search must match exactly
+// one resource, otherwise the entry fails.
+func (u *unit) resolveConditional(ctx context.Context, ref, typ, query string) (string, error) {
+	if t, ok := u.cond[typ][ref]; ok {
+		return t, nil
+	}
+	if u.p.Match == nil {
+		return "", fhir.Errorf(fhir.NotSupported, "conditional references such as %q are not supported", ref)
+	}
+	ids, err := u.p.Match.Match(ctx, u.tx, typ, query, 2)
+	if err != nil {
+		return "", err
+	}
+	switch len(ids) {
+	case 0:
+		return "", fhir.Errorf(fhir.PreconditionFailed, "the conditional reference %q matches no resource", ref)
+	case 1:
+	default:
+		return "", fhir.Errorf(fhir.PreconditionFailed, "the conditional reference %q matches more than one resource", ref)
+	}
+	t := typ + "/" + ids[0]
+	m := u.cond[typ]
+	if m == nil {
+		m = map[string]string{}
+		u.cond[typ] = m
+	}
+	m[ref] = t
+	return t, nil
+}
+
+// conditionalRef splits a conditional reference "Type?query" (http.html
+// §3.1.0.11.2). The type must look like a resource type name.
+func conditionalRef(ref string) (typ, query string, ok bool) {
+	typ, query, ok = strings.Cut(ref, "?")
+	if !ok || typ == "" || query == "" || typ[0] < 'A' || typ[0] > 'Z' {
+		return "", "", false
+	}
+	for i := 1; i < len(typ); i++ {
+		c := typ[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return "", "", false
+		}
+	}
+	return typ, query, true
+}
+
+// preResolveIfNoneExist makes the fullUrl of every POST entry with
+// ifNoneExist stand for the resource the conditional create will find, when
+// it finds one (transactions: the references of entries processed before
+// it must already name that resource). Entries with the same type and
+// criteria share the answer, since the first one's create is what the later
+// ones will find.
+func (u *unit) preResolveIfNoneExist(ctx context.Context, b *parsed, skip []error) error {
+	if u.p.Match == nil {
+		return nil
+	}
+	seen := map[string]string{}
 	for i := range b.entries {
 		e := &b.entries[i]
-		if e.err != nil || e.req.Resource == nil || e.req.Method == http.MethodPatch {
+		if e.err != nil || skip[i] != nil || e.req.Method != http.MethodPost || e.req.IfNoneExist == "" || !isURN(e.fullURL) {
 			continue
 		}
-		raw, err := rewrite(e.req.Resource, targets)
-		if err != nil {
-			return invalid("Bundle.entry[%d].resource: %v", i, err)
+		key := e.typ + "?" + strings.TrimPrefix(e.req.IfNoneExist, "?")
+		if t, ok := seen[key]; ok {
+			u.targets[e.fullURL] = t
+			continue
 		}
-		e.req.Resource = raw
+		ids, err := u.p.Match.Match(ctx, u.tx, e.typ, strings.TrimPrefix(e.req.IfNoneExist, "?"), 2)
+		if err != nil {
+			return entryError(i, err)
+		}
+		if len(ids) == 1 {
+			u.targets[e.fullURL] = e.typ + "/" + ids[0]
+		}
+		// No match: the entry creates the resource under its own id; more
+		// than one: the entry fails when it runs (412).
+		seen[key] = u.targets[e.fullURL]
 	}
 	return nil
 }
@@ -55,86 +181,111 @@ func (u unknownRef) Error() string {
 	return "the reference " + string(u) + " names no entry of the Bundle"
 }
 
-var urnPrefix = []byte(`"urn:`)
-
-// rewrite replaces the value of every "reference" member whose value is a
-// urn:uuid: or urn:oid: with its target, at any depth (contained resources
-// and extensions included). Everything else, member order included, is left
-// as it was; a resource without a URN in it is returned as it is.
-func rewrite(raw []byte, targets map[string]string) ([]byte, error) {
-	if !bytes.Contains(raw, urnPrefix) {
+// rewriteRefs returns raw with the string value of every "reference"
+// member, at any depth (contained resources and extensions included),
+// replaced by what fn answers when fn says it changed. Everything else,
+// whitespace and member order included, is left byte for byte; a resource
+// without a changed reference is returned as it is. raw must be valid JSON
+// (it comes out of a decoded Bundle). One pass without building a tree:
+// this runs for every resource of every transaction.
+func rewriteRefs(raw []byte, fn func(ref string) (string, bool, error)) ([]byte, error) {
+	var out []byte
+	last := 0
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '"' {
+			continue
+		}
+		start := i
+		end, esc := scanString(raw, i)
+		i = end - 1
+		j := skipSpace(raw, end)
+		if j >= len(raw) || raw[j] != ':' || !isReferenceKey(raw[start:end], esc) {
+			continue
+		}
+		j = skipSpace(raw, j+1)
+		if j >= len(raw) || raw[j] != '"' {
+			continue
+		}
+		vEnd, vEsc := scanString(raw, j)
+		i = vEnd - 1
+		ref := string(raw[j+1 : vEnd-1])
+		if vEsc {
+			if err := json.Unmarshal(raw[j:vEnd], &ref); err != nil {
+				return nil, err
+			}
+		}
+		repl, changed, err := fn(ref)
+		if err != nil {
+			return nil, err
+		}
+		if !changed {
+			continue
+		}
+		q, err := json.Marshal(repl)
+		if err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = make([]byte, 0, len(raw)+64)
+		}
+		out = append(out, raw[last:j]...)
+		out = append(out, q...)
+		last = vEnd
+	}
+	if out == nil {
 		return raw, nil
 	}
-	out, _, err := rewriteValue(raw, targets)
-	return out, err
+	return append(out, raw[last:]...), nil
 }
 
-func rewriteValue(raw json.RawMessage, targets map[string]string) (json.RawMessage, bool, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || !bytes.Contains(raw, urnPrefix) {
-		return raw, false, nil
+// scanString returns the index just past the JSON string starting at
+// raw[i] (a '"') and whether it holds an escape.
+func scanString(raw []byte, i int) (end int, escaped bool) {
+	for k := i + 1; k < len(raw); k++ {
+		switch raw[k] {
+		case '\\':
+			escaped = true
+			k++
+		case '"':
+			return k + 1, escaped
+		}
 	}
-	switch raw[0] {
-	case '{':
-		obj, err := fhir.ParseObject(raw)
-		if err != nil {
-			return nil, false, err
-		}
-		changed := false
-		for k := range obj {
-			m := &obj[k]
-			if m.Name == "reference" {
-				if s, ok := fhir.String(m.Value); ok && isURN(s) {
-					t, ok := targets[s]
-					if !ok {
-						return nil, false, unknownRef(s)
-					}
-					m.Value, _ = json.Marshal(t)
-					changed = true
-				}
-				continue
-			}
-			v, c, err := rewriteValue(m.Value, targets)
-			if err != nil {
-				return nil, false, err
-			}
-			if c {
-				m.Value, changed = v, true
-			}
-		}
-		if !changed {
-			return raw, false, nil
-		}
-		b, err := obj.MarshalJSON()
-		return b, true, err
-	case '[':
-		var items []json.RawMessage
-		if err := json.Unmarshal(raw, &items); err != nil {
-			return nil, false, err
-		}
-		changed := false
-		for k, it := range items {
-			v, c, err := rewriteValue(it, targets)
-			if err != nil {
-				return nil, false, err
-			}
-			if c {
-				items[k], changed = v, true
-			}
-		}
-		if !changed {
-			return raw, false, nil
-		}
-		var buf bytes.Buffer
-		buf.WriteByte('[')
-		for k, it := range items {
-			if k > 0 {
-				buf.WriteByte(',')
-			}
-			buf.Write(it)
-		}
-		buf.WriteByte(']')
-		return buf.Bytes(), true, nil
-	}
-	return raw, false, nil
+	return len(raw), escaped
 }
+
+func skipSpace(raw []byte, i int) int {
+	for i < len(raw) && (raw[i] == ' ' || raw[i] == '\n' || raw[i] == '\t' || raw[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+func isReferenceKey(quoted []byte, escaped bool) bool {
+	if !escaped {
+		return string(quoted) == `"reference"`
+	}
+	var s string
+	return json.Unmarshal(quoted, &s) == nil && s == "reference" && utf8.ValidString(s)
+}
+
+// liveTargets is targets without the entries that are skipped: a
+// reference to one of them fails (skippedRef) instead of naming a
+// resource that is never written.
+func (b *parsed) liveTargets(skip []error) map[string]string {
+	t := make(map[string]string, len(b.targets))
+	for k, v := range b.targets {
+		t[k] = v
+	}
+	for i, e := range b.entries {
+		if skip[i] != nil && e.fullURL != "" {
+			if _, ok := t[e.fullURL]; ok {
+				t[e.fullURL] = skipped + strconv.Itoa(i)
+			}
+		}
+	}
+	return t
+}
+
+// skipped marks, in targets, the fullUrl of a skipped entry; the entry's
+// index follows.
+const skipped = "\x00skipped:"

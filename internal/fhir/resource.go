@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Resource is the envelope of one stored resource version: what the server
@@ -39,42 +40,96 @@ type Member struct {
 type Object []Member
 
 // ParseObject decodes a JSON object, keeping member order. It rejects
-// anything that is not a single object, and duplicate member names.
+// anything that is not a single object, and duplicate member names. Member
+// values come back compacted (no insignificant white space).
+//
+// It runs on every write, so it does not decode values: it compacts the
+// document once (which also checks that it is well-formed JSON) and then
+// only finds where each top-level member begins and ends.
 func ParseObject(data []byte) (Object, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil {
+	if !utf8.Valid(data) {
+		return nil, fmt.Errorf("not valid JSON: the text is not valid UTF-8")
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(data))
+	if err := json.Compact(&buf, data); err != nil {
 		return nil, fmt.Errorf("not valid JSON: %w", err)
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	b := buf.Bytes()
+	if len(b) == 0 || b[0] != '{' {
 		return nil, fmt.Errorf("not a JSON object")
 	}
 	var obj Object
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, fmt.Errorf("not valid JSON: %w", err)
+	var seen map[string]bool
+	i := 1
+	for i < len(b) && b[i] != '}' {
+		if b[i] == ',' {
+			i++
 		}
-		name, _ := tok.(string)
+		kend := stringEnd(b, i)
+		name := string(b[i+1 : kend-1])
+		if bytes.IndexByte(b[i:kend], '\\') >= 0 {
+			if err := json.Unmarshal(b[i:kend], &name); err != nil {
+				return nil, fmt.Errorf("not valid JSON: %w", err)
+			}
+		}
+		vstart := kend + 1 // past the colon
+		vend := valueEnd(b, vstart)
+		if seen == nil {
+			seen = make(map[string]bool, 16)
+		}
 		if seen[name] {
 			return nil, fmt.Errorf("duplicate JSON member %q", name)
 		}
 		seen[name] = true
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, fmt.Errorf("not valid JSON: %w", err)
-		}
-		obj = append(obj, Member{name, v})
+		obj = append(obj, Member{name, json.RawMessage(b[vstart:vend:vend])})
+		i = vend
 	}
-	if _, err := dec.Token(); err != nil {
-		return nil, fmt.Errorf("not valid JSON: %w", err)
-	}
-	if _, err := dec.Token(); err == nil {
+	if i != len(b)-1 {
 		return nil, fmt.Errorf("not valid JSON: data after the object")
 	}
 	return obj, nil
+}
+
+// stringEnd returns the index just past the JSON string starting at b[i]
+// (a quote). b is known to be valid, compact JSON.
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(b)
+}
+
+// valueEnd returns the index just past the JSON value starting at b[i].
+// b is known to be valid, compact JSON.
+func valueEnd(b []byte, i int) int {
+	depth := 0
+	for j := i; j < len(b); j++ {
+		switch b[j] {
+		case '"':
+			j = stringEnd(b, j) - 1
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return j
+			}
+			depth--
+		case ',':
+			if depth == 0 {
+				return j
+			}
+		}
+		if depth == 0 && j >= i && (b[j] == '}' || b[j] == ']' || b[j] == '"') {
+			return j + 1
+		}
+	}
+	return len(b)
 }
 
 // Get returns the value of the named member, or nil.
@@ -173,36 +228,83 @@ func (o Object) header() (Header, error) {
 // every other member in its original order. Other meta members (profile,
 // tag, security, source) are kept.
 func Stamp(raw []byte, id string, versionID int64, lastUpdated time.Time) ([]byte, error) {
+	p, err := Prepare(raw)
+	if err != nil {
+		return nil, err
+	}
+	return p.Stamp(id, versionID, lastUpdated), nil
+}
+
+// Prepared is a resource body parsed once, so that it can be stamped
+// cheaply where time is dear: inside a write transaction, which on SQLite
+// holds the only writer. Prepare it (and validate it) before the
+// transaction; Stamp it inside.
+type Prepared struct {
+	Header
+	resourceType json.RawMessage
+	meta         Object // meta without versionId and lastUpdated
+	rest         []byte // the other members, compact, each preceded by a comma
+}
+
+// Prepare parses a resource body: one JSON object with a string
+// resourceType (and, when present, a string id and an object meta).
+func Prepare(raw []byte) (*Prepared, error) {
 	obj, err := ParseObject(raw)
 	if err != nil {
 		return nil, Errorf(Invalid, "%v", err)
 	}
-	var meta Object
+	p := &Prepared{}
+	if p.Header, err = obj.header(); err != nil {
+		return nil, err
+	}
+	p.resourceType = obj.Get("resourceType")
 	if m := obj.Get("meta"); m != nil {
-		if meta, err = ParseObject(m); err != nil {
+		if p.meta, err = ParseObject(m); err != nil {
 			return nil, &Error{Code: Invalid, Issues: []Issue{{Severity: "error", Code: "structure",
 				Diagnostics: "meta must be an object", Expression: []string{"meta"}}}}
 		}
 	}
-	meta.Set("versionId", quote(strconv.FormatInt(versionID, 10)))
-	meta.Set("lastUpdated", quote(FormatInstant(lastUpdated)))
-	metaRaw, err := meta.MarshalJSON()
-	if err != nil {
-		return nil, Errorf(Invalid, "meta: %v", err)
-	}
-	out := Object{{"resourceType", obj.Get("resourceType")}, {"id", quote(id)}, {"meta", metaRaw}}
+	var rest bytes.Buffer
 	for _, m := range obj {
 		switch m.Name {
 		case "resourceType", "id", "meta":
 		default:
-			out = append(out, m)
+			rest.WriteByte(',')
+			name, _ := json.Marshal(m.Name)
+			rest.Write(name)
+			rest.WriteByte(':')
+			rest.Write(m.Value) // already compact
 		}
 	}
-	b, err := out.MarshalJSON()
-	if err != nil {
-		return nil, Errorf(Invalid, "%v", err)
+	p.rest = rest.Bytes()
+	return p, nil
+}
+
+// Stamp renders the resource with the server's id, versionId and
+// lastUpdated; see the package-level Stamp.
+func (p *Prepared) Stamp(id string, versionID int64, lastUpdated time.Time) []byte {
+	meta := make(Object, len(p.meta), len(p.meta)+2)
+	copy(meta, p.meta)
+	meta.Set("versionId", quote(strconv.FormatInt(versionID, 10)))
+	meta.Set("lastUpdated", quote(FormatInstant(lastUpdated)))
+	out := make([]byte, 0, len(p.rest)+len(id)+128+16*len(meta))
+	out = append(out, `{"resourceType":`...)
+	out = append(out, p.resourceType...)
+	out = append(out, `,"id":`...)
+	out = append(out, quote(id)...)
+	out = append(out, `,"meta":{`...)
+	for i, m := range meta {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		name, _ := json.Marshal(m.Name)
+		out = append(out, name...)
+		out = append(out, ':')
+		out = append(out, m.Value...) // compact: parsed by ParseObject or made by quote
 	}
-	return b, nil
+	out = append(out, '}')
+	out = append(out, p.rest...)
+	return append(out, '}')
 }
 
 func quote(s string) json.RawMessage {

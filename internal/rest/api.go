@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -9,6 +10,7 @@ import (
 
 	"smartfhir/internal/bundle"
 	"smartfhir/internal/fhir"
+	"smartfhir/internal/search"
 	"smartfhir/internal/store"
 )
 
@@ -23,12 +25,18 @@ type Config struct {
 	Validator     Validator
 	ResourceTypes []string      // the resource types served; any other type is 404
 	NewID         func() string // server-assigned ids
-	MaxBodyBytes  int64         // request bodies above it are 413
+	// Search is the search parameter registry: search, and the criteria of
+	// conditional operations.
+	Search       *search.Registry
+	MaxBodyBytes int64 // request bodies above it are 413
 	// DefaultCount and MaxCount bound the history page size (_count).
 	DefaultCount, MaxCount int
 	// Observe, when set, is told about every request (metrics).
 	Observe  func(interaction string, status int, elapsed time.Duration)
 	Software struct{ Name, Version string } // CapabilityStatement.software
+	// Security, when set, is the CapabilityStatement's rest.security
+	// element (for SMART, the oauth-uris extension and service coding).
+	Security json.RawMessage
 }
 
 // API is the FHIR REST API. It is an http.Handler mounted at the path of
@@ -57,7 +65,7 @@ func New(cfg Config) *API {
 	for _, t := range cfg.ResourceTypes {
 		a.types[t] = true
 	}
-	a.bundle = &bundle.Processor{Store: cfg.Store, Exec: executor{a}, NewID: cfg.NewID}
+	a.bundle = &bundle.Processor{Store: cfg.Store, Exec: executor{a}, NewID: cfg.NewID, Match: executor{a}}
 	a.caps = a.capabilityStatement(time.Now())
 	return a
 }
@@ -193,8 +201,12 @@ func (a *API) handler(rt route, method string) (h handlerFunc, interaction, allo
 			return (*API).create, iCreate, ""
 		case get:
 			return (*API).searchType, iSearchType, ""
+		case method == http.MethodPut:
+			return (*API).conditionalUpdate, iUpdate, ""
+		case method == http.MethodDelete:
+			return (*API).conditionalDelete, iDelete, ""
 		}
-		return nil, "", "GET, HEAD, POST"
+		return nil, "", "GET, HEAD, POST, PUT, DELETE"
 	case routeSearch:
 		if method == http.MethodPost || get {
 			return (*API).searchType, iSearchType, ""

@@ -30,6 +30,11 @@ func (a *API) batchHandler(c *call) error {
 	return nil
 }
 
+// Bundles returns the processor behind POST [base], for callers that load
+// Bundles without HTTP (smartfhir import): same validation, ids and
+// reference resolution.
+func (a *API) Bundles() *bundle.Processor { return a.bundle }
+
 // executor runs one batch or transaction entry with the code of the
 // single-resource interactions.
 type executor struct{ a *API }
@@ -85,28 +90,28 @@ func (x executor) Execute(ctx context.Context, tx store.Tx, req *bundle.Request)
 		if rt.kind != routeType || rawQuery != "" {
 			return nil, notAllowed()
 		}
-		if req.IfNoneExist != "" {
-			return nil, fhir.Errorf(fhir.NotSupported, "conditional create (ifNoneExist) is not supported")
-		}
 		id := req.ID
 		if id == "" {
 			id = a.cfg.NewID()
 		}
-		v, err := a.doCreate(ctx, tx, rt.typ, id, req.Resource)
+		v, created, err := a.doCreate(ctx, tx, rt.typ, id, req.Resource, req.IfNoneExist)
 		if err != nil {
 			return nil, err
+		}
+		if !created {
+			return a.versionResult(http.StatusOK, v), nil
 		}
 		return a.versionResult(http.StatusCreated, v), nil
 	case http.MethodPut, http.MethodPatch, http.MethodDelete:
-		if rt.kind == routeType && rawQuery != "" {
-			return nil, fhir.Errorf(fhir.NotSupported, "conditional %s is not supported", strings.ToLower(req.Method))
-		}
-		if rt.kind != routeInstance {
-			return nil, notAllowed()
-		}
 		ifMatch, err := parseIfMatch(req.IfMatch)
 		if err != nil {
 			return nil, err
+		}
+		if rt.kind == routeType && rawQuery != "" {
+			return a.conditionalEntry(ctx, tx, req, rt.typ, rawQuery, ifMatch)
+		}
+		if rt.kind != routeInstance {
+			return nil, notAllowed()
 		}
 		switch req.Method {
 		case http.MethodPut:

@@ -38,7 +38,7 @@ func (testValidator) Resource(raw []byte) error {
 	return nil
 }
 
-var types = []string{"Patient", "Observation", "Device", "Substance", "Basic", "Location", "Organization", "Provenance", "Binary", "Group"}
+var types = []string{"Patient", "Observation", "Device", "Substance", "Basic", "Location", "Organization", "Provenance", "Binary", "Group", "Practitioner"}
 
 func newID() string {
 	b := make([]byte, 16)
@@ -61,7 +61,7 @@ func newServer(t testing.TB, maxBody int64, obs *observed) (*httptest.Server, *m
 	st := newMemStore()
 	cfg := rest.Config{
 		Store: st, Validator: testValidator{}, ResourceTypes: types, NewID: newID,
-		MaxBodyBytes: maxBody, DefaultCount: 10, MaxCount: 100,
+		MaxBodyBytes: maxBody, DefaultCount: 10, MaxCount: 100, Search: testRegistry(),
 	}
 	cfg.Software.Name, cfg.Software.Version = "smartfhir", "test"
 	if obs != nil {
@@ -151,8 +151,8 @@ func TestObserveInteractions(t *testing.T) {
 	do(t, "GET", base+"/Unknown/1", "")
 	do(t, "DELETE", base+"/Patient", "")
 	want := []string{"update 201", "read 200", "vread 200", "patch 200", "history-instance 200", "history-type 200",
-		"history-system 200", "create 201", "search-type 400", "search-system 400", "capabilities 200", "batch 200",
-		"transaction 200", "delete 204", "unknown 404", "unknown 405"}
+		"history-system 200", "create 201", "search-type 200", "search-system 400", "capabilities 200", "batch 200",
+		"transaction 200", "delete 204", "unknown 404", "delete 405"}
 	if !slices.Equal(obs.got, want) {
 		t.Errorf("observed\n got %v\nwant %v", obs.got, want)
 	}

@@ -11,7 +11,8 @@ import (
 // update is PUT [base]/[type]/[id] (http.html §3.1.0.4): 200 for a new
 // version, 201 when the resource is created (update as create, with the
 // client's id) or brought back after a deletion. The body's id must equal
-// the URL's; If-Match makes it a version-aware update.
+// the URL's; If-Match makes it a version-aware update. PUT [base]/[type]?
+// [criteria] is a conditional update (conditionalUpdate).
 func (a *API) update(c *call) error {
 	ifMatch, err := parseIfMatch(c.r.Header.Get("If-Match"))
 	if err != nil {
@@ -49,6 +50,13 @@ func (a *API) doUpdate(ctx context.Context, tx store.Tx, typ, id string, body []
 	if h.ID != id {
 		return nil, false, idError("the resource's id " + h.ID + " does not match the URL's id " + id)
 	}
+	return a.updateAs(ctx, tx, typ, id, body, ifMatch)
+}
+
+// updateAs stores body as the next version of typ/id (the first when there
+// is none, or the resource was deleted), whatever id the body carries: the
+// caller has checked it.
+func (a *API) updateAs(ctx context.Context, tx store.Tx, typ, id string, body []byte, ifMatch int64) (v *store.Version, created bool, err error) {
 	cur, deleted, err := current(ctx, tx, typ, id)
 	if err != nil {
 		return nil, false, err

@@ -69,8 +69,12 @@ func (s *Server) RegisterClient(ctx context.Context, spec ClientSpec) (id, secre
 			return "", "", errors.New("an asymmetric client needs exactly one of a JWKS URL or a JWKS")
 		}
 		if spec.JWKSURL != "" {
-			if u, err := url.Parse(spec.JWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-				return "", "", fmt.Errorf("JWKS URL %q must be an absolute http(s) URL", spec.JWKSURL)
+			// The keys that authenticate the client must come over TLS
+			// (RFC 7591 §2 jwks_uri; SMART Backend Services "TLS 1.2 or
+			// higher"), except on loopback, for development and tests.
+			u, err := url.Parse(spec.JWKSURL)
+			if err != nil || u.Host == "" || !(u.Scheme == "https" || u.Scheme == "http" && (isLoopback(u.Hostname()) || u.Hostname() == "localhost")) {
+				return "", "", fmt.Errorf("JWKS URL %q must be an absolute https URL (http only on loopback)", spec.JWKSURL)
 			}
 			c.JWKSURL = spec.JWKSURL
 		} else {
@@ -90,8 +94,12 @@ func (s *Server) RegisterClient(ctx context.Context, spec ClientSpec) (id, secre
 			return "", "", fmt.Errorf("only asymmetric clients have keys")
 		}
 	}
-	if c.ID, err = s.newID(); err != nil {
-		return "", "", err
+	// A client id is typed on command lines (clients approve ID), where
+	// one starting with "-" would read as a flag: draw again (1 in 64).
+	for c.ID == "" || strings.HasPrefix(c.ID, "-") {
+		if c.ID, err = s.newID(); err != nil {
+			return "", "", err
+		}
 	}
 	if spec.Type == ConfidentialSymmetric {
 		if secret, err = s.newSecret(); err != nil {
@@ -176,19 +184,38 @@ func (s *Server) AddUser(ctx context.Context, spec UserSpec) error {
 	return nil
 }
 
-// SetClientStatus approves, denies or disables a client. Disabling ends its
-// tokens at once: every token check reads the client's status.
+// SetClientStatus approves, denies or disables a client. Any status but
+// approved also revokes every grant of the client, so that its tokens end
+// for good: approving it again later does not bring them back. Token checks
+// read the client's status too, so its tokens stop working at once on this
+// replica and within BearerCacheTTL on others.
 func (s *Server) SetClientStatus(ctx context.Context, id string, st ClientStatus) error {
 	switch st {
 	case Pending, Approved, Denied, Disabled:
 	default:
 		return fmt.Errorf("status %q is not a client status", st)
 	}
-	return s.store.SetClientStatus(ctx, id, st)
+	if err := s.store.SetClientStatus(ctx, id, st); err != nil {
+		return err
+	}
+	if st == Approved {
+		return nil
+	}
+	if err := s.store.RevokeClientGrants(ctx, id); err != nil {
+		return err
+	}
+	s.forgetAllBearers()
+	return nil
 }
 
 // Sweep deletes the codes, tokens, launches, sessions and assertion ids
-// that have expired. Serve runs it now and then; any replica may.
+// that have expired, the client_credentials grants whose tokens have gone,
+// and failed-login counts that no longer lock anything. Serve runs it now
+// and then; any replica may.
 func (s *Server) Sweep(ctx context.Context) error {
-	return s.store.DeleteExpired(ctx, s.now())
+	now := s.now()
+	if err := s.store.DeleteExpired(ctx, now); err != nil {
+		return err
+	}
+	return s.store.DeleteLoginStates(ctx, now.Add(-s.cfg.LoginLockout))
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -107,12 +109,12 @@ func (s *Server) saveSession(ctx context.Context, w http.ResponseWriter, sess *s
 // §4.1.2.1, §10.15).
 func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
 	if err := web.Render(w, status, "error", map[string]string{"Title": title, "Message": msg}); err != nil {
-		s.log.ErrorContext(r.Context(), "rendering error page", "err", err)
+		s.logger(r.Context()).ErrorContext(r.Context(), "rendering error page", "err", err)
 	}
 }
 
 func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error) {
-	s.log.ErrorContext(r.Context(), "authorization flow", "path", r.URL.Path, "err", err)
+	s.logger(r.Context()).ErrorContext(r.Context(), "authorization flow", "path", r.URL.Path, "err", err)
 	s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong", "The server could not complete the request.")
 }
 
@@ -199,6 +201,12 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		fail("unauthorized_client", "the app is not approved")
 		return
 	}
+	// SMART App Launch 2.2 §"Obtain authorization code": state is
+	// required, as the app's defence against CSRF (RFC 6749 §10.12).
+	if state == "" {
+		fail("invalid_request", "state is required")
+		return
+	}
 	if form.Get("response_type") != "code" {
 		fail("unsupported_response_type", "response_type must be code")
 		return
@@ -231,7 +239,9 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	req := &authRequest{ClientID: c.ID, RedirectURI: redirectURI, State: state, Scope: asked.String(), CodeChallenge: challenge, Nonce: form.Get("nonce")}
 	if lv := form.Get("launch"); lv != "" {
-		l, err := s.store.Launch(ctx, hash(lv))
+		// A launch is single-use: taking it here means a launch URL seen
+		// in a log or a browser history cannot start a second session.
+		l, err := s.store.TakeLaunch(ctx, hash(lv))
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			s.internalError(w, r, err)
 			return
@@ -295,7 +305,7 @@ func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, sess *session, c *Client, status int, username, msg string) {
 	if err := web.Render(w, status, "login", map[string]string{"ClientName": c.Name, "CSRF": sess.CSRF, "Username": username, "Error": msg}); err != nil {
-		s.log.ErrorContext(r.Context(), "rendering login", "err", err)
+		s.logger(r.Context()).ErrorContext(r.Context(), "rendering login", "err", err)
 	}
 }
 
@@ -314,8 +324,9 @@ func (s *Server) checkForm(w http.ResponseWriter, r *http.Request, sess *session
 }
 
 // handleLogin checks a user name and password, with lockout after
-// repeated failures (OAuth 2.0 Security BCP §4.15 on brute force; NIST
-// SP 800-63B §5.2.2 rate limiting).
+// repeated failures per user name and per source address (RFC 6749 §10.10:
+// prevent attackers from guessing "resource owner passwords"; NIST SP
+// 800-63B §5.2.2 "Rate Limiting (Throttling)").
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	sess, c, ok := s.pendingSession(w, r)
@@ -327,7 +338,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	username, password := form.Get("username"), form.Get("password")
-	ok, err := s.checkLogin(ctx, username, password)
+	ok, err := s.checkLogin(ctx, username, password, sourceAddress(r))
 	if err != nil {
 		s.internalError(w, r, err)
 		return
@@ -348,22 +359,53 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/consent", http.StatusSeeOther)
 }
 
-// checkLogin verifies a password, counting failures per user name (known
-// or not, so that lockout does not reveal which names exist).
-func (s *Server) checkLogin(ctx context.Context, username, password string) (bool, error) {
+// sourceAddress is the key of the per-address login limit: the peer's IP
+// address, or its /64 for IPv6, since one host commonly holds a whole /64.
+// It is the TCP peer, never a forwarded header a client could forge.
+func sourceAddress(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	ip = ip.Unmap()
+	if ip.Is6() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.String()
+		}
+	}
+	return ip.String()
+}
+
+// checkLogin verifies a password. Failures count against the user name
+// (known or not, so that lockout does not reveal which names exist) and
+// against the source address. A locked name or address is refused without
+// a password check and without counting, so an attacker who is locked out
+// cannot go on locking out others.
+func (s *Server) checkLogin(ctx context.Context, username, password, addr string) (bool, error) {
 	if username == "" || len(username) > 200 || len(password) > 1000 {
 		return false, nil
 	}
 	now := s.now()
-	st, err := s.store.LoginState(ctx, username)
-	if errors.Is(err, ErrNotFound) {
-		st, err = &LoginState{Username: username}, nil
+	userKey, addrKey := "user:"+username, "addr:"+addr
+	keys := []string{userKey}
+	if s.cfg.LoginMaxAddressFailures > 0 {
+		keys = append(keys, addrKey)
 	}
-	if err != nil {
-		return false, err
-	}
-	if now.Before(st.LockedUntil) {
-		return false, nil
+	for _, k := range keys {
+		st, err := s.store.LoginState(ctx, k)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if now.Before(st.LockedUntil) {
+			return false, nil
+		}
 	}
 	u, err := s.store.User(ctx, username)
 	if err != nil && !errors.Is(err, ErrNotFound) {
@@ -373,24 +415,27 @@ func (s *Server) checkLogin(ctx context.Context, username, password string) (boo
 	if u != nil {
 		stored = u.PasswordHash
 	}
-	good := checkPassword(stored, password) && u != nil
-	if good {
-		if st.Failures > 0 {
-			return true, s.store.PutLoginState(ctx, &LoginState{Username: username})
+	if checkPassword(stored, password) && u != nil {
+		return true, s.store.ClearLoginFailures(ctx, userKey)
+	}
+	log := s.logger(ctx)
+	if s.cfg.LoginMaxAddressFailures > 0 {
+		st, err := s.store.RecordLoginFailure(ctx, addrKey, now, s.cfg.LoginLockout, s.cfg.LoginMaxAddressFailures, s.cfg.LoginLockout)
+		if err != nil {
+			return false, err
 		}
-		return true, nil
+		if st.Failures == s.cfg.LoginMaxAddressFailures {
+			log.WarnContext(ctx, "logins from an address locked after repeated failures", "addr", addr)
+		}
 	}
-	if now.Sub(st.LastFailure) > s.cfg.LoginLockout {
-		st.Failures = 0
+	st, err := s.store.RecordLoginFailure(ctx, userKey, now, s.cfg.LoginLockout, s.cfg.LoginMaxFailures, s.cfg.LoginLockout)
+	if err != nil {
+		return false, err
 	}
-	st.Failures++
-	st.LastFailure = now
-	if st.Failures >= s.cfg.LoginMaxFailures {
-		st.LockedUntil = now.Add(s.cfg.LoginLockout)
-		st.Failures = 0
-		s.log.WarnContext(ctx, "login locked after repeated failures", "username", username)
+	if st.Failures == s.cfg.LoginMaxFailures {
+		log.WarnContext(ctx, "login locked after repeated failures", "username", username)
 	}
-	return false, s.store.PutLoginState(ctx, st)
+	return false, nil
 }
 
 // scopeChoice is one checkbox of the consent page.
@@ -465,6 +510,23 @@ func userPatients(u *User) []string {
 	return u.Patients
 }
 
+// plainTypes names the common resource types in words a patient knows.
+var plainTypes = map[string]string{
+	"*":                  "all kinds of records",
+	"Patient":            "demographics (name, birth date, contact details)",
+	"Observation":        "observations (lab results, vital signs and more)",
+	"Condition":          "conditions (problems and diagnoses)",
+	"AllergyIntolerance": "allergies",
+	"MedicationRequest":  "medication prescriptions",
+	"Immunization":       "immunizations",
+	"Encounter":          "visits",
+	"Procedure":          "procedures",
+	"DiagnosticReport":   "test reports",
+	"DocumentReference":  "documents",
+	"CarePlan":           "care plans",
+	"Goal":               "health goals",
+}
+
 func describe(sc access.Scope) string {
 	if sc.Kind == access.Other {
 		switch sc.Word {
@@ -495,11 +557,15 @@ func describe(sc access.Scope) string {
 		}
 	}
 	what := sc.Type + " records"
-	if sc.Type == "*" {
-		what = "all kinds of records"
+	if w, ok := plainTypes[sc.Type]; ok {
+		what = w
 	}
 	whose := map[access.Context]string{access.Patient: "of the selected patient", access.User: "you can see", access.System: "of every patient"}[sc.Context]
-	text := strings.ToUpper(verbs[0][:1]) + strings.Join(verbs, ", ")[1:] + " " + what + " " + whose
+	said := verbs[0]
+	if n := len(verbs); n > 1 {
+		said = strings.Join(verbs[:n-1], ", ") + " and " + verbs[n-1]
+	}
+	text := strings.ToUpper(said[:1]) + said[1:] + " " + what + " " + whose
 	if len(sc.Params) > 0 {
 		text += " (only some categories)"
 	}
@@ -551,8 +617,14 @@ func (s *Server) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 	}
 	data := map[string]any{"ClientName": c.Name, "Username": u.Username, "CSRF": sess.CSRF, "Scopes": choices,
 		"Offline": set.Has("offline_access"), "Patients": patients}
-	if err := web.Render(w, http.StatusOK, "consent", data); err != nil {
-		s.log.ErrorContext(r.Context(), "rendering consent", "err", err)
+	// The consent form's answer is a 302 to the app, which browsers check
+	// against form-action.
+	var formAction []string
+	if src, ok := web.FormActionSource(sess.Req.RedirectURI); ok {
+		formAction = append(formAction, src)
+	}
+	if err := web.Render(w, http.StatusOK, "consent", data, formAction...); err != nil {
+		s.logger(r.Context()).ErrorContext(r.Context(), "rendering consent", "err", err)
 	}
 }
 

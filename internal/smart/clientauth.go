@@ -102,7 +102,7 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 		if err != nil {
 			var oe *oauthError
 			if errors.Is(err, errAuthFailed) || errors.As(err, &oe) {
-				s.log.InfoContext(ctx, "client assertion refused", "reason", err.Error())
+				s.logger(ctx).InfoContext(ctx, "client assertion refused", "reason", err.Error())
 				return nil, "", errBadClient(false)
 			}
 			return nil, "", err
@@ -249,7 +249,9 @@ func (s *Server) clientKey(ctx context.Context, c *Client, kid string) (*jose.JS
 		return k, nil
 	}
 	if !fresh {
-		// A key we do not know may be a new one: refetch once.
+		// A key we do not know may be a new one: refetch, at most once per
+		// jwksRefetchEvery per URL, so that assertions with made-up kids
+		// cannot make us hammer the client's server.
 		if set, _, err = s.jwks.get(ctx, s, c.JWKSURL, true); err != nil {
 			return nil, err
 		}
@@ -269,17 +271,24 @@ type jwksCache struct {
 }
 
 type jwksEntry struct {
-	set   *jose.JSONWebKeySet
-	until time.Time
+	set     *jose.JSONWebKeySet
+	fetched time.Time
+	until   time.Time
 }
 
-// get returns the JWKS at u and whether it was fetched just now.
+// jwksRefetchEvery bounds how often an unknown kid makes a cached JWKS be
+// fetched again before its max-age ends.
+const jwksRefetchEvery = 30 * time.Second
+
+// get returns the JWKS at u and whether it was fetched just now. With
+// force it fetches even a cached set, unless that was fetched less than
+// jwksRefetchEvery ago.
 func (c *jwksCache) get(ctx context.Context, s *Server, u string, force bool) (*jose.JSONWebKeySet, bool, error) {
 	now := s.now()
 	c.mu.Lock()
 	e := c.entries[u]
 	c.mu.Unlock()
-	if e != nil && !force && now.Before(e.until) {
+	if e != nil && now.Before(e.until) && (!force || now.Sub(e.fetched) < jwksRefetchEvery) {
 		return e.set, false, nil
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -308,7 +317,7 @@ func (c *jwksCache) get(ctx context.Context, s *Server, u string, force bool) (*
 		if len(c.entries) > 1000 {
 			clear(c.entries)
 		}
-		c.entries[u] = &jwksEntry{&set, now.Add(maxAge)}
+		c.entries[u] = &jwksEntry{&set, now, now.Add(maxAge)}
 		c.mu.Unlock()
 	}
 	return &set, true, nil

@@ -26,7 +26,7 @@ func TestSessionCookieFlags(t *testing.T) {
 			}
 			_, challenge := pkce("k")
 			q := url.Values{"response_type": {"code"}, "client_id": {id}, "redirect_uri": {redirect}, "scope": {"patient/*.rs"},
-				"aud": {tt.issuer + "/fhir"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+				"aud": {tt.issuer + "/fhir"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}, "state": {"st"}}
 			w := httptest.NewRecorder()
 			mux.ServeHTTP(w, httptest.NewRequest("GET", "/oauth/authorize?"+q.Encode(), nil))
 			if w.Code != http.StatusFound {

@@ -75,9 +75,12 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 
 // handleRevoke is RFC 7009 §2. A refresh token ends its whole grant
 // (§2.1: "SHOULD also invalidate all access tokens based on the same
-// authorization grant"); an access token ends alone. Unknown tokens and
-// other clients' tokens answer 200 too, so the endpoint tells nothing
-// (§2.2).
+// authorization grant"); an access token ends alone. An unknown, expired or
+// already revoked token answers 200 (§2.2: "invalid tokens do not cause an
+// error response"). A token issued to another client is refused with
+// unauthorized_client (§2.1: the server "verifies whether the token was
+// issued to the client making the revocation request. If this validation
+// fails, the request is refused").
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	form, err := parseForm(r, false)
 	if err != nil {
@@ -99,15 +102,19 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	tok, err := s.store.Token(ctx, h)
 	switch {
 	case errors.Is(err, ErrNotFound):
+		err = nil
 	case err != nil:
-		s.writeError(w, r, err)
-		return
 	case tok.ClientID != c.ID:
+		err = errf("unauthorized_client", "the token was not issued to this client")
 	case tok.Kind == RefreshToken:
 		err = s.store.RevokeGrant(ctx, tok.GrantID)
+		s.forgetAllBearers()
 	default:
 		err = s.store.RevokeToken(ctx, h)
 		s.forgetBearer(h)
+	}
+	if errors.Is(err, ErrNotFound) {
+		err = nil // deleted by a sweep in between: gone is what was asked
 	}
 	if err != nil {
 		s.writeError(w, r, err)
@@ -120,13 +127,22 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 // handleUserinfo is OpenID Connect Core §5.3, answering for an access token
 // whose grant includes openid.
 func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
-	info, err := s.Authenticate(r.Context(), bearerToken(r))
+	bearer := bearerToken(r)
+	if bearer == "" {
+		// RFC 6750 §3.1: a request without authentication gets the
+		// challenge without an error code.
+		w.Header().Set("WWW-Authenticate", `Bearer realm="smartfhir"`)
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	info, err := s.Authenticate(r.Context(), bearer)
 	if err != nil || info.Username == "" || !info.Scopes.Has("openid") {
 		if err != nil && !errors.Is(err, ErrInvalidToken) {
 			s.writeError(w, r, err)
 			return
 		}
-		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="smartfhir", error="invalid_token"`)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token"})
 		return
 	}

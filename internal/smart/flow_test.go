@@ -139,13 +139,19 @@ func TestStandaloneLaunchConfidentialClient(t *testing.T) {
 
 	t.Run("refresh rotates and may narrow", func(t *testing.T) {
 		rt := tok["refresh_token"].(string)
-		status, r1, _ := h.tokenReq(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "scope": {"patient/Observation.r openid offline_access"}}, id, secret)
-		if status != 200 || r1["scope"] != "patient/Observation.r openid offline_access" || r1["refresh_token"] == rt || r1["refresh_token"] == nil {
+		// Narrowing without offline_access narrows this access token only:
+		// the new refresh token keeps the grant's scope (RFC 6749 §6).
+		status, r1, _ := h.tokenReq(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "scope": {"patient/Observation.r openid"}}, id, secret)
+		if status != 200 || r1["scope"] != "patient/Observation.r openid" || r1["refresh_token"] == rt || r1["refresh_token"] == nil {
 			t.Fatalf("narrowing refresh = %d %v", status, r1)
 		}
-		status, r2, _ := h.tokenReq(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r1["refresh_token"].(string)}, "scope": {"patient/Observation.rs"}}, id, secret)
-		if status != 400 || r2["error"] != "invalid_scope" {
-			t.Errorf("widening refresh = %d %v, want invalid_scope", status, r2)
+		status, r2, _ := h.tokenReq(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r1["refresh_token"].(string)}}, id, secret)
+		if status != 200 || r2["scope"] != tok["scope"] || r2["refresh_token"] == nil {
+			t.Fatalf("refresh after a narrowing one = %d %v, want the original scope %q and a refresh token", status, r2, tok["scope"])
+		}
+		status, r3w, _ := h.tokenReq(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r2["refresh_token"].(string)}, "scope": {"patient/Observation.rs patient/Patient.rs"}}, id, secret)
+		if status != 400 || r3w["error"] != "invalid_scope" {
+			t.Errorf("widening refresh = %d %v, want invalid_scope", status, r3w)
 		}
 		status, r3, _ := h.tokenReq(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, id, secret)
 		if status != 400 || r3["error"] != "invalid_grant" {
@@ -232,8 +238,14 @@ func TestEHRLaunch(t *testing.T) {
 	a := authz{clientID: id, scope: "launch openid fhirUser user/Patient.rs patient/Observation.rs", state: "st", launch: launch, challenge: challenge}
 
 	t.Run("another user may not take the launch", func(t *testing.T) {
+		_, other, err := h.srv.NewLaunch(context.Background(), id, "doc", "355", "E1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a2 := a
+		a2.launch = other
 		b := h.browser()
-		p := b.login(b.get(h.authorizeURL(a)), "other", "correct horse")
+		p := b.login(b.get(h.authorizeURL(a2)), "other", "correct horse")
 		if p.status != http.StatusForbidden {
 			t.Errorf("login of another user = %d, want 403", p.status)
 		}
@@ -257,6 +269,13 @@ func TestEHRLaunch(t *testing.T) {
 	if len(fc) != 1 || fc[0].(map[string]any)["reference"] != "Encounter/E1" {
 		t.Errorf("fhirContext = %v", tok["fhirContext"])
 	}
+
+	t.Run("a launch is single-use", func(t *testing.T) {
+		p := h.browser().get(h.authorizeURL(a))
+		if p.status != http.StatusFound || p.url.Query().Get("error") != "invalid_request" || p.url.Query().Get("code") != "" {
+			t.Errorf("second use of a launch = %d %s, want an invalid_request redirect", p.status, p.url)
+		}
+	})
 
 	t.Run("unknown launch is an error redirect", func(t *testing.T) {
 		a2 := a

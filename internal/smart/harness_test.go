@@ -167,11 +167,23 @@ type authz struct {
 	clientID, scope, state, launch, aud, nonce string
 	redirect                                   string
 	challenge                                  string
+	// noState leaves state out; otherwise an empty state is "st".
+	noState bool
+}
+
+func (a authz) stateOrDefault() string {
+	if a.state == "" {
+		return "st"
+	}
+	return a.state
 }
 
 func (h *harness) authorizeURL(a authz) string {
 	q := url.Values{"response_type": {"code"}, "client_id": {a.clientID}, "redirect_uri": {a.redirect}, "scope": {a.scope},
-		"state": {a.state}, "aud": {a.aud}, "code_challenge": {a.challenge}, "code_challenge_method": {"S256"}}
+		"state": {a.stateOrDefault()}, "aud": {a.aud}, "code_challenge": {a.challenge}, "code_challenge_method": {"S256"}}
+	if a.noState {
+		q.Del("state")
+	}
 	if a.redirect == "" {
 		q.Set("redirect_uri", redirect)
 	}
@@ -223,8 +235,8 @@ func (h *harness) code(a authz, username string) string {
 	if p.status != http.StatusFound || p.url.Query().Get("code") == "" {
 		h.t.Fatalf("consent answered %d %s, want a redirect with a code", p.status, p.url)
 	}
-	if got := p.url.Query().Get("state"); got != a.state {
-		h.t.Fatalf("state = %q, want %q", got, a.state)
+	if got := p.url.Query().Get("state"); got != a.stateOrDefault() {
+		h.t.Fatalf("state = %q, want %q", got, a.stateOrDefault())
 	}
 	return p.url.Query().Get("code")
 }

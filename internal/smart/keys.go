@@ -14,13 +14,17 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 )
 
-// idTokenLifetime bounds how long a retired key stays published: no
-// id_token it signed outlives it.
+// idTokenLifetime is the lifetime of the only tokens the keys sign.
 const idTokenLifetime = time.Hour
 
 // keyRefresh is how often a replica rereads the keys, so that a rotation
 // made by the CLI or another replica is picked up.
 const keyRefresh = time.Minute
+
+// retiredKeyKept is how long a retired key stays published. A replica that
+// has not yet reread the keys goes on signing with the retired one for up
+// to keyRefresh, and what it signs lives idTokenLifetime more.
+const retiredKeyKept = idTokenLifetime + keyRefresh
 
 // keyRing caches the signing keys read from the store.
 type keyRing struct {
@@ -43,7 +47,7 @@ func (s *Server) loadKeys(ctx context.Context) (*parsedKey, []*parsedKey, error)
 	if s.keys.current != nil && now.Sub(s.keys.loaded) < keyRefresh {
 		return s.keys.current, s.keys.public, nil
 	}
-	stored, err := s.store.SigningKeys(ctx, now.Add(-idTokenLifetime))
+	stored, err := s.store.SigningKeys(ctx, now.Add(-retiredKeyKept))
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading signing keys: %w", err)
 	}
@@ -97,7 +101,9 @@ func (s *Server) newSigningKey(ctx context.Context) (*parsedKey, error) {
 }
 
 // RotateKeys retires the current signing key and makes a new one. Retired
-// keys stay in the JWKS for as long as an id_token they signed can live.
+// keys stay in the JWKS for as long as an id_token they signed can live,
+// counting the keyRefresh during which other replicas may still sign with
+// them.
 func (s *Server) RotateKeys(ctx context.Context) (kid string, err error) {
 	if err := s.store.RetireSigningKeys(ctx, s.now()); err != nil {
 		return "", fmt.Errorf("retiring signing keys: %w", err)

@@ -113,6 +113,17 @@ func (m *memStore) CreateLaunch(_ context.Context, l *LaunchContext) error {
 	return nil
 }
 
+func (m *memStore) TakeLaunch(_ context.Context, h []byte) (*LaunchContext, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l, ok := m.launches[string(h)]
+	if !ok {
+		return nil, notFound("launch")
+	}
+	delete(m.launches, string(h))
+	return &l, nil
+}
+
 func (m *memStore) Launch(_ context.Context, h []byte) (*LaunchContext, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -138,6 +149,24 @@ func (m *memStore) Grant(_ context.Context, id string) (*Grant, error) {
 		return nil, notFound("grant")
 	}
 	return &g, nil
+}
+
+func (m *memStore) RevokeClientGrants(_ context.Context, clientID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, g := range m.grants {
+		if g.ClientID == clientID {
+			g.Revoked = true
+			m.grants[id] = g
+		}
+	}
+	for k, t := range m.tokens {
+		if t.ClientID == clientID {
+			t.Revoked = true
+			m.tokens[k] = t
+		}
+	}
+	return nil
 }
 
 func (m *memStore) RevokeGrant(_ context.Context, id string) error {
@@ -271,10 +300,38 @@ func (m *memStore) LoginState(_ context.Context, name string) (*LoginState, erro
 	return &s, nil
 }
 
-func (m *memStore) PutLoginState(_ context.Context, s *LoginState) error {
+func (m *memStore) RecordLoginFailure(_ context.Context, key string, at time.Time, window time.Duration, max int, lockout time.Duration) (*LoginState, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.logins[s.Username] = *s
+	s := m.logins[key]
+	s.Key = key
+	if s.LastFailure.Before(at.Add(-window)) {
+		s.Failures = 0
+	}
+	s.Failures++
+	s.LastFailure = at
+	if s.Failures >= max {
+		s.LockedUntil = at.Add(lockout)
+	}
+	m.logins[key] = s
+	return &s, nil
+}
+
+func (m *memStore) ClearLoginFailures(_ context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.logins, key)
+	return nil
+}
+
+func (m *memStore) DeleteLoginStates(_ context.Context, before time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, s := range m.logins {
+		if s.LastFailure.Before(before) && s.LockedUntil.Before(before) {
+			delete(m.logins, k)
+		}
+	}
 	return nil
 }
 
@@ -302,4 +359,21 @@ func (m *memStore) DeleteSession(_ context.Context, h []byte) error {
 	return nil
 }
 
-func (m *memStore) DeleteExpired(context.Context, time.Time) error { return nil }
+func (m *memStore) DeleteExpired(_ context.Context, t time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	live := map[string]bool{}
+	for k, tok := range m.tokens {
+		if tok.Expires.Before(t) {
+			delete(m.tokens, k)
+		} else {
+			live[tok.GrantID] = true
+		}
+	}
+	for id, g := range m.grants {
+		if g.Username == "" && !live[id] && g.Created.Before(t.Add(-time.Hour)) {
+			delete(m.grants, id)
+		}
+	}
+	return nil
+}

@@ -149,9 +149,11 @@ type SigningKey struct {
 	Retired time.Time
 }
 
-// LoginState counts a user name's recent failed logins.
+// LoginState counts the recent failed logins of a key: a user name or a
+// source address.
 type LoginState struct {
-	Username    string
+	// Key is "user:" + a user name or "addr:" + a source address.
+	Key         string
 	Failures    int
 	LastFailure time.Time
 	LockedUntil time.Time
@@ -181,6 +183,9 @@ type Store interface {
 	Client(ctx context.Context, id string) (*Client, error)
 	Clients(ctx context.Context) ([]*Client, error)
 	SetClientStatus(ctx context.Context, id string, s ClientStatus) error
+	// RevokeClientGrants ends every grant of the client and every token of
+	// those grants, in one unit of work.
+	RevokeClientGrants(ctx context.Context, clientID string) error
 
 	// CreateUser fails with ErrExists when the user name is taken.
 	CreateUser(ctx context.Context, u *User) error
@@ -189,6 +194,9 @@ type Store interface {
 
 	CreateLaunch(ctx context.Context, l *LaunchContext) error
 	Launch(ctx context.Context, hash []byte) (*LaunchContext, error)
+	// TakeLaunch removes a launch context and returns it, atomically: of
+	// two concurrent takes of one launch, one gets ErrNotFound.
+	TakeLaunch(ctx context.Context, hash []byte) (*LaunchContext, error)
 
 	CreateGrant(ctx context.Context, g *Grant) error
 	Grant(ctx context.Context, id string) (*Grant, error)
@@ -219,14 +227,26 @@ type Store interface {
 	// ErrExists when the client already used it (RFC 7523 §3).
 	UseJTI(ctx context.Context, clientID, jti string, exp time.Time) error
 
-	LoginState(ctx context.Context, username string) (*LoginState, error)
-	PutLoginState(ctx context.Context, s *LoginState) error
+	// LoginState reads the failed-login count of a key (a user name or a
+	// source address, as the server spells them).
+	LoginState(ctx context.Context, key string) (*LoginState, error)
+	// RecordLoginFailure counts one failed login of key at time at, in one
+	// atomic step, and returns the state after it: the count restarts at 1
+	// when the previous failure is older than window, and when it reaches
+	// max the key is locked until at+lockout.
+	RecordLoginFailure(ctx context.Context, key string, at time.Time, window time.Duration, max int, lockout time.Duration) (*LoginState, error)
+	// ClearLoginFailures forgets the failures of key.
+	ClearLoginFailures(ctx context.Context, key string) error
+	// DeleteLoginStates removes the failure counts whose last failure and
+	// lock both ended before t.
+	DeleteLoginStates(ctx context.Context, before time.Time) error
 
 	PutSession(ctx context.Context, s *Session) error
 	Session(ctx context.Context, hash []byte) (*Session, error)
 	DeleteSession(ctx context.Context, hash []byte) error
 
 	// DeleteExpired removes codes, tokens, launches, sessions and jtis that
-	// expired before t.
+	// expired before t, and the client_credentials grants (no user) created
+	// over an hour before t that no longer have a token.
 	DeleteExpired(ctx context.Context, t time.Time) error
 }

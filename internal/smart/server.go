@@ -62,6 +62,11 @@ type Config struct {
 	// for LoginLockout; defaults 5 and 15 minutes.
 	LoginMaxFailures int
 	LoginLockout     time.Duration
+	// LoginMaxAddressFailures failed logins from one source address (an
+	// IPv4 address or an IPv6 /64) within LoginLockout lock that address
+	// for LoginLockout; default 20, negative turns the limit off (for a
+	// server behind a proxy that hides client addresses).
+	LoginMaxAddressFailures int
 }
 
 // Server is the authorization server. Create it with New.
@@ -127,6 +132,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.LoginMaxFailures <= 0 {
 		cfg.LoginMaxFailures = 5
+	}
+	if cfg.LoginMaxAddressFailures == 0 {
+		cfg.LoginMaxAddressFailures = 20
 	}
 	s := &Server{
 		cfg:      cfg,
@@ -246,7 +254,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var oe *oauthError
 	if !errors.As(err, &oe) {
-		reqctx.Logger(r.Context()).Error("authorization server", "path", r.URL.Path, "err", err)
+		s.logger(r.Context()).ErrorContext(r.Context(), "authorization server", "path", r.URL.Path, "err", err)
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error", "error_description": "internal error"})
 		return
 	}
@@ -364,6 +372,24 @@ func (s *Server) forgetBearer(tokenHash []byte) {
 	s.bearer.mu.Lock()
 	delete(s.bearer.entries, key)
 	s.bearer.mu.Unlock()
+}
+
+// forgetAllBearers empties this replica's bearer cache, after a change
+// that ends many tokens at once (a grant or a client). Other replicas
+// notice within BearerCacheTTL.
+func (s *Server) forgetAllBearers() {
+	s.bearer.mu.Lock()
+	clear(s.bearer.entries)
+	s.bearer.mu.Unlock()
+}
+
+// logger is the request's logger (carrying its request id) when ctx is a
+// request's, else the server's.
+func (s *Server) logger(ctx context.Context) *slog.Logger {
+	if reqctx.RequestID(ctx) != "" {
+		return reqctx.Logger(ctx)
+	}
+	return s.log
 }
 
 func (s *Server) checkAccessToken(ctx context.Context, h []byte, now time.Time) (*AccessInfo, error) {

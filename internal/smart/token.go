@@ -99,7 +99,8 @@ func (h authorizationCodeGrant) grant(ctx context.Context, c *Client, _ authMeth
 		if err := s.store.RevokeGrant(ctx, stored.GrantID); err != nil {
 			return nil, err
 		}
-		s.log.WarnContext(ctx, "authorization code replayed; grant revoked", "client_id", stored.ClientID, "grant", stored.GrantID)
+		s.forgetAllBearers()
+		s.logger(ctx).WarnContext(ctx, "authorization code replayed; grant revoked", "client_id", stored.ClientID, "grant", stored.GrantID)
 		return nil, errf("invalid_grant", "code already used")
 	}
 	if !s.now().Before(stored.Expires) {
@@ -129,7 +130,7 @@ func (h authorizationCodeGrant) grant(ctx context.Context, c *Client, _ authMeth
 	if err != nil {
 		return nil, fmt.Errorf("stored scopes of grant %s: %w", g.ID, err)
 	}
-	return s.issue(ctx, c, g, scopes, true, g.Nonce)
+	return s.issue(ctx, c, g, scopes, scopes, g.Nonce)
 }
 
 // validVerifier checks RFC 7636 §4.1: 43 to 128 unreserved characters.
@@ -148,7 +149,12 @@ func validVerifier(v string) bool {
 
 // refreshTokenGrant is RFC 6749 §6 with rotation: every use returns a new
 // refresh token, and a second use of an old one revokes the whole grant
-// (OAuth 2.0 Security BCP §4.14.2). An optional scope may only narrow.
+// (OAuth 2.0 Security BCP §4.14.2). An optional scope may only narrow, and
+// narrows only the new access token: the new refresh token keeps the scope
+// of the original grant (RFC 6749 §6: "the new refresh token scope MUST be
+// identical to that of the refresh token included by the client in the
+// request"), so that asking for less once, offline_access included, does
+// not end refreshing.
 type refreshTokenGrant struct{ s *Server }
 
 func (h refreshTokenGrant) grant(ctx context.Context, c *Client, _ authMethod, form url.Values) (*tokenResponse, error) {
@@ -183,20 +189,21 @@ func (h refreshTokenGrant) grant(ctx context.Context, c *Client, _ authMethod, f
 	if g.Revoked {
 		return nil, errf("invalid_grant", "the grant was revoked")
 	}
-	scopes, err := access.ParseSet(old.Scopes)
+	kept, err := access.ParseSet(old.Scopes)
 	if err != nil {
 		return nil, fmt.Errorf("stored scopes of grant %s: %w", g.ID, err)
 	}
+	scopes := kept
 	if form.Has("scope") {
 		asked, err := access.ParseSet(form.Get("scope"))
 		if err != nil {
 			return nil, errf("invalid_scope", "%v", err)
 		}
 		// RFC 6749 §6: "MUST NOT include any scope not originally granted".
-		if len(asked) == 0 || !scopes.CoversAll(asked) {
+		if len(asked) == 0 || !kept.CoversAll(asked) {
 			return nil, errf("invalid_scope", "scope asks for more than was granted")
 		}
-		scopes = asked.Intersect(scopes)
+		scopes = asked.Intersect(kept)
 	}
 	// Only a request that will succeed uses the token up; the rotation is
 	// atomic, so of two concurrent uses one sees the token already rotated.
@@ -208,10 +215,11 @@ func (h refreshTokenGrant) grant(ctx context.Context, c *Client, _ authMethod, f
 		if err := s.store.RevokeGrant(ctx, old.GrantID); err != nil {
 			return nil, err
 		}
-		s.log.WarnContext(ctx, "refresh token reused; grant revoked", "client_id", c.ID, "grant", old.GrantID)
+		s.forgetAllBearers()
+		s.logger(ctx).WarnContext(ctx, "refresh token reused; grant revoked", "client_id", c.ID, "grant", old.GrantID)
 		return nil, errf("invalid_grant", "refresh token already used")
 	}
-	return s.issue(ctx, c, g, scopes, true, "")
+	return s.issue(ctx, c, g, scopes, kept, "")
 }
 
 // clientCredentialsGrant is RFC 6749 §4.4 as SMART Backend Services uses
@@ -254,11 +262,14 @@ func (h clientCredentialsGrant) grant(ctx context.Context, c *Client, method aut
 	if err := s.store.CreateGrant(ctx, g); err != nil {
 		return nil, fmt.Errorf("storing grant: %w", err)
 	}
-	return s.issue(ctx, c, g, granted, false, "")
+	return s.issue(ctx, c, g, granted, nil, "")
 }
 
-// issue makes the tokens of a grant and the response that carries them.
-func (s *Server) issue(ctx context.Context, c *Client, g *Grant, scopes access.Set, mayRefresh bool, nonce string) (*tokenResponse, error) {
+// issue makes the tokens of a grant and the response that carries them:
+// an access token for scopes and, when refreshScopes (the scope the grant's
+// refresh token carries; nil for none) hold offline_access or
+// online_access, a refresh token for refreshScopes.
+func (s *Server) issue(ctx context.Context, c *Client, g *Grant, scopes, refreshScopes access.Set, nonce string) (*tokenResponse, error) {
 	now := s.now()
 	lifetime := s.cfg.AccessTokenLifetime
 	if g.Username == "" {
@@ -273,13 +284,13 @@ func (s *Server) issue(ctx context.Context, c *Client, g *Grant, scopes access.S
 		return nil, fmt.Errorf("storing access token: %w", err)
 	}
 	resp := &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(lifetime / time.Second), Scope: scopes.String()}
-	if mayRefresh && g.Username != "" && (scopes.Has("offline_access") || scopes.Has("online_access")) {
+	if g.Username != "" && (refreshScopes.Has("offline_access") || refreshScopes.Has("online_access")) {
 		rt, err := s.newSecret()
 		if err != nil {
 			return nil, err
 		}
 		if err := s.store.CreateToken(ctx, &Token{Hash: hash(rt), Kind: RefreshToken, GrantID: g.ID, ClientID: c.ID,
-			Scopes: scopes.String(), Issued: now, Expires: now.Add(s.cfg.RefreshTokenLifetime)}); err != nil {
+			Scopes: refreshScopes.String(), Issued: now, Expires: now.Add(s.cfg.RefreshTokenLifetime)}); err != nil {
 			return nil, fmt.Errorf("storing refresh token: %w", err)
 		}
 		resp.RefreshToken = rt

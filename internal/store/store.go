@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"smartfhir/internal/search"
 )
 
 // Version is one stored version of a resource. Body is the exact JSON that is
@@ -39,6 +41,9 @@ type Store interface {
 	// run more than once when the database reports a serialization failure,
 	// so it must not have side effects outside tx.
 	Transact(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
+	// Search runs a search (R4 search.html) on the current versions of
+	// resources, outside any unit of work. A bad cursor is Invalid.
+	Search(ctx context.Context, q *search.Query) (*SearchResult, error)
 	// Ping checks that the database answers (readiness).
 	Ping(ctx context.Context) error
 	Close() error
@@ -58,6 +63,10 @@ type Tx interface {
 	// there first makes Put fail with a Conflict error. v.Deleted versions
 	// have no body.
 	Put(ctx context.Context, v *Version) error
+	// Search is Store.Search inside the unit of work: it sees what the
+	// unit of work has written (conditional create, update and delete and
+	// conditional references in transactions rely on it).
+	Search(ctx context.Context, q *search.Query) (*SearchResult, error)
 }
 
 // HistoryQuery selects versions for the history interaction. Type and ID
@@ -82,5 +91,22 @@ type HistoryPage struct {
 	// Next is the cursor of the following page, empty when this is the last.
 	Next string
 	// Total is the number of versions the query matches across all pages.
+	Total int
+}
+
+// SearchResult is one page of a search.
+type SearchResult struct {
+	// Matches are the matching resources of the page, in the query's
+	// order (Bundle.entry.search.mode = match).
+	Matches []*Version
+	// Included are the resources that _include and _revinclude add
+	// (search.mode = include), each once and none that is also a match.
+	Included []*Version
+	// Next and Prev are the cursors of the following and preceding pages
+	// (search.Query.Cursor), empty at either end. They are keyset cursors:
+	// pages stay stable while data changes.
+	Next, Prev string
+	// Total is the number of matches across all pages when the query asked
+	// for it (search.Query.Total), else -1.
 	Total int
 }

@@ -9,6 +9,10 @@
 //   - the CompartmentDefinitions (Patient, Encounter, RelatedPerson,
 //     Practitioner, Device).
 //
+// A second table, compiled by the same generator from the US Core 6.1.0
+// package, holds the US Core SearchParameters and resource profiles
+// (USCoreSearchParams, USCoreProfiles).
+//
 // The table is produced by the generator in ./gen (`go generate`), committed,
 // and decoded once, lazily, on first use. Lookups afterwards are map reads and
 // need no locking: everything handed out is read-only and safe for concurrent

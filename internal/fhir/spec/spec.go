@@ -67,6 +67,9 @@ type Element struct {
 	// Empty for an element defined by a content reference.
 	Types  []string
 	Choice bool
+	// Summary is ElementDefinition.isSummary: the element is part of the
+	// _summary=true view (R4 search.html#summary).
+	Summary bool
 	// ContentRef is the path of the element whose definition this one reuses
 	// (Questionnaire.item.item → "Questionnaire.item"), or "".
 	ContentRef string
@@ -241,6 +244,7 @@ type tableJSON struct {
 			Types   []string `json:"types"`
 			Ref     string   `json:"ref"`
 			Binding string   `json:"binding"`
+			Summary bool     `json:"summary"`
 		} `json:"elements"`
 	} `json:"types"`
 	ValueSets []struct {
@@ -250,27 +254,41 @@ type tableJSON struct {
 			Codes  []string `json:"codes"`
 		} `json:"systems"`
 	} `json:"valueSets"`
-	SearchParams []struct {
-		URL         string   `json:"url"`
-		Name        string   `json:"name"`
-		Code        string   `json:"code"`
-		Base        []string `json:"base"`
-		Type        string   `json:"type"`
-		Expression  string   `json:"expression"`
-		Target      []string `json:"target"`
-		Modifier    []string `json:"modifier"`
-		Comparator  []string `json:"comparator"`
-		MultipleOr  *bool    `json:"multipleOr"`
-		MultipleAnd *bool    `json:"multipleAnd"`
-		Component   []struct {
-			Definition string `json:"definition"`
-			Expression string `json:"expression"`
-		} `json:"component"`
-	} `json:"searchParams"`
+	SearchParams []searchParamJSON `json:"searchParams"`
 	Compartments []struct {
 		Code      string              `json:"code"`
 		Resources map[string][]string `json:"resources"`
 	} `json:"compartments"`
+}
+
+type searchParamJSON struct {
+	URL         string   `json:"url"`
+	Name        string   `json:"name"`
+	Code        string   `json:"code"`
+	Base        []string `json:"base"`
+	Type        string   `json:"type"`
+	Expression  string   `json:"expression"`
+	Target      []string `json:"target"`
+	Modifier    []string `json:"modifier"`
+	Comparator  []string `json:"comparator"`
+	MultipleOr  *bool    `json:"multipleOr"`
+	MultipleAnd *bool    `json:"multipleAnd"`
+	Component   []struct {
+		Definition string `json:"definition"`
+		Expression string `json:"expression"`
+	} `json:"component"`
+}
+
+func (s searchParamJSON) param() SearchParam {
+	sp := SearchParam{
+		URL: s.URL, Name: s.Name, Code: s.Code, Base: s.Base, Type: s.Type,
+		Expression: s.Expression, Target: s.Target, Modifier: s.Modifier, Comparator: s.Comparator,
+		MultipleOr: s.MultipleOr == nil || *s.MultipleOr, MultipleAnd: s.MultipleAnd == nil || *s.MultipleAnd,
+	}
+	for _, c := range s.Component {
+		sp.Components = append(sp.Components, Component{Definition: c.Definition, Expression: c.Expression})
+	}
+	return sp
 }
 
 func decode(gz []byte) (*tables, error) {
@@ -318,7 +336,7 @@ func decode(gz []byte) (*tables, error) {
 		for _, ej := range tj.Elements {
 			e := &Element{
 				Path: ej.Path, Name: ej.Path[strings.LastIndexByte(ej.Path, '.')+1:],
-				Min: ej.Min, Max: ej.Max, Types: ej.Types, ContentRef: ej.Ref,
+				Min: ej.Min, Max: ej.Max, Types: ej.Types, ContentRef: ej.Ref, Summary: ej.Summary,
 			}
 			e.Choice = strings.HasSuffix(e.Name, "[x]")
 			if ej.Binding != "" {
@@ -365,15 +383,7 @@ func decode(gz []byte) (*tables, error) {
 	slices.Sort(t.resourceTypes)
 
 	for _, s := range tj.SearchParams {
-		sp := SearchParam{
-			URL: s.URL, Name: s.Name, Code: s.Code, Base: s.Base, Type: s.Type,
-			Expression: s.Expression, Target: s.Target, Modifier: s.Modifier, Comparator: s.Comparator,
-			MultipleOr: s.MultipleOr == nil || *s.MultipleOr, MultipleAnd: s.MultipleAnd == nil || *s.MultipleAnd,
-		}
-		for _, c := range s.Component {
-			sp.Components = append(sp.Components, Component{Definition: c.Definition, Expression: c.Expression})
-		}
-		t.searchParams = append(t.searchParams, sp)
+		t.searchParams = append(t.searchParams, s.param())
 	}
 	for _, c := range tj.Compartments {
 		t.compartments[c.Code] = c.Resources

@@ -170,3 +170,29 @@ func TestCompartment(t *testing.T) {
 		t.Error("Compartment(Nope) != nil")
 	}
 }
+
+func TestUSCore(t *testing.T) {
+	params := USCoreSearchParams()
+	var race, patientName bool
+	for _, sp := range params {
+		if sp.Code == "race" && slices.Contains(sp.Base, "Patient") && sp.Type == "token" {
+			race = true
+		}
+		if sp.Code == "name" && slices.Contains(sp.Base, "Patient") {
+			patientName = true
+		}
+	}
+	if !race || !patientName {
+		t.Errorf("US Core search parameters lack Patient race (%v) or name (%v)", race, patientName)
+	}
+	profiles := USCoreProfiles()
+	want := Profile{URL: "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient", Type: "Patient"}
+	if !slices.Contains(profiles, want) {
+		t.Errorf("US Core profiles lack %v", want)
+	}
+	for _, p := range profiles {
+		if !IsResourceType(p.Type) {
+			t.Errorf("profile %s constrains %q, not a resource type", p.URL, p.Type)
+		}
+	}
+}

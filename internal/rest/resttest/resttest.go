@@ -13,7 +13,8 @@ import (
 // (no trailing slash). The server must start with an empty database (the
 // history and rollback checks count versions of Device, Substance and
 // Location, which only their own test writes), serve at least Patient,
-// Observation, Device, Substance and Location, and validate incoming
+// Observation, Device, Substance, Location, Practitioner and Organization,
+// search them by identifier (the conditional interactions), and validate incoming
 // resources at least as far as rejecting an unknown Patient.gender code.
 func Run(t *testing.T, base string) {
 	c := &client{base: strings.TrimSuffix(base, "/"), hc: &http.Client{Timeout: 30 * time.Second}}
@@ -33,6 +34,7 @@ func Run(t *testing.T, base string) {
 	t.Run("bundle validation", c.testBundleValidation)
 	t.Run("batch", c.testBatch)
 	t.Run("concurrent updates", c.testConcurrency)
+	t.Run("conditional", c.testConditional)
 }
 
 const patientJSON = `{"resourceType":"Patient","id":"%s","active":true,"name":[{"family":"Chalmers","given":["Peter"]}],"gender":"%s","birthDate":"1974-12-25"}`
@@ -162,9 +164,6 @@ func (c *client) testCreate(t *testing.T) {
 	})
 	t.Run("malformed JSON is 400", func(t *testing.T) {
 		c.do(t, "POST", "Patient", `{"resourceType":"Patient",`).wantOutcome(t, 400)
-	})
-	t.Run("conditional create is not supported", func(t *testing.T) {
-		c.do(t, "POST", "Patient", patient("x", "male"), "If-None-Exist", "identifier=a|b").wantOutcome(t, 400)
 	})
 }
 
@@ -434,11 +433,10 @@ func (c *client) testErrors(t *testing.T) {
 		status             int
 		allow              bool
 	}{
-		{"DELETE on a type", "DELETE", "Patient", 405, true},
+		{"DELETE on a type without criteria", "DELETE", "Patient", 405, true},
+		{"PUT on a type without criteria", "PUT", "Patient", 405, true},
 		{"PUT on the base", "PUT", "", 405, true},
 		{"POST on an instance", "POST", "Patient/x", 405, true},
-		{"type search is not supported", "GET", "Patient?name=x", 400, false},
-		{"POST _search is not supported", "POST", "Patient/_search", 400, false},
 		{"system search is not supported", "GET", "?_type=Patient", 400, false},
 		{"unknown path", "GET", "Patient/x/y", 404, false},
 	}

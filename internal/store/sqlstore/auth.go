@@ -141,6 +141,18 @@ func (a *AuthStore) SetClientStatus(ctx context.Context, id string, s smart.Clie
 	return err
 }
 
+// RevokeClientGrants ends every grant of a client and all their tokens.
+func (a *AuthStore) RevokeClientGrants(ctx context.Context, clientID string) (err error) {
+	defer wrap(&err, "auth.RevokeClientGrants(%q)", clientID)
+	return a.db.TransactSQL(ctx, func(ctx context.Context, tx *Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE auth_grants SET revoked = 1 WHERE client_id = ? AND revoked = 0`, clientID); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE auth_tokens SET revoked = 1 WHERE client_id = ? AND revoked = 0`, clientID)
+		return err
+	})
+}
+
 // CreateUser stores a new user; ErrExists when the name is taken.
 func (a *AuthStore) CreateUser(ctx context.Context, u *smart.User) (err error) {
 	defer wrap(&err, "auth.CreateUser(%q)", u.Username)
@@ -208,6 +220,22 @@ func (a *AuthStore) CreateLaunch(ctx context.Context, l *smart.LaunchContext) (e
 	_, err = a.exec(ctx, `INSERT INTO auth_launches (hash, client_id, username, patient, encounter, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		l.Hash, l.ClientID, l.Username, l.Patient, l.Encounter, micro(l.Created), micro(l.Expires))
 	return err
+}
+
+// TakeLaunch deletes a launch context and returns it; DELETE … RETURNING
+// is the atomic step that makes a launch single-use.
+func (a *AuthStore) TakeLaunch(ctx context.Context, hash []byte) (*smart.LaunchContext, error) {
+	l := smart.LaunchContext{Hash: hash}
+	var created, expires int64
+	err := a.db.TransactSQL(ctx, func(ctx context.Context, tx *Tx) error {
+		return tx.QueryRow(ctx, `DELETE FROM auth_launches WHERE hash = ? RETURNING client_id, username, patient, encounter, created, expires`,
+			[]any{hash}, &l.ClientID, &l.Username, &l.Patient, &l.Encounter, &created, &expires)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("auth.TakeLaunch: %w", notFound(err, "launch"))
+	}
+	l.Created, l.Expires = unmicro(created), unmicro(expires)
+	return &l, nil
 }
 
 // Launch reads a launch context by the hash of its value.
@@ -403,11 +431,11 @@ ON CONFLICT (client_id, jti) DO UPDATE SET expires = excluded.expires WHERE auth
 	return err
 }
 
-// LoginState reads a user name's failed-login count.
-func (a *AuthStore) LoginState(ctx context.Context, username string) (*smart.LoginState, error) {
-	s := smart.LoginState{Username: username}
+// LoginState reads the failed-login count of a key.
+func (a *AuthStore) LoginState(ctx context.Context, key string) (*smart.LoginState, error) {
+	s := smart.LoginState{Key: key}
 	var last, locked int64
-	err := a.db.QueryRow(ctx, `SELECT failures, last_failure, locked_until FROM auth_login_attempts WHERE username = ?`, []any{username},
+	err := a.db.QueryRow(ctx, `SELECT failures, last_failure, locked_until FROM auth_login_attempts WHERE username = ?`, []any{key},
 		&s.Failures, &last, &locked)
 	if err != nil {
 		return nil, fmt.Errorf("auth.LoginState: %w", notFound(err, "login state"))
@@ -416,12 +444,48 @@ func (a *AuthStore) LoginState(ctx context.Context, username string) (*smart.Log
 	return &s, nil
 }
 
-// PutLoginState writes a user name's failed-login count.
-func (a *AuthStore) PutLoginState(ctx context.Context, s *smart.LoginState) (err error) {
-	defer wrap(&err, "auth.PutLoginState")
-	_, err = a.exec(ctx, `INSERT INTO auth_login_attempts (username, failures, last_failure, locked_until) VALUES (?, ?, ?, ?)
-ON CONFLICT (username) DO UPDATE SET failures = excluded.failures, last_failure = excluded.last_failure, locked_until = excluded.locked_until`,
-		s.Username, int64(s.Failures), micro(s.LastFailure), micro(s.LockedUntil))
+// recordFailure is one upsert, so that concurrent failures each count:
+// every SET expression reads the row as it was before this statement, in
+// both dialects. The new count is spelled twice for that reason.
+const recordFailure = `INSERT INTO auth_login_attempts (username, failures, last_failure, locked_until)
+VALUES (?, 1, CAST(? AS BIGINT), CASE WHEN 1 >= CAST(? AS BIGINT) THEN CAST(? AS BIGINT) ELSE 0 END)
+ON CONFLICT (username) DO UPDATE SET
+	failures = CASE WHEN auth_login_attempts.last_failure < CAST(? AS BIGINT) THEN 1 ELSE auth_login_attempts.failures + 1 END,
+	last_failure = excluded.last_failure,
+	locked_until = CASE
+		WHEN (CASE WHEN auth_login_attempts.last_failure < CAST(? AS BIGINT) THEN 1 ELSE auth_login_attempts.failures + 1 END) >= CAST(? AS BIGINT)
+		THEN CAST(? AS BIGINT) ELSE auth_login_attempts.locked_until END
+RETURNING failures, last_failure, locked_until`
+
+// RecordLoginFailure counts one failed login of key atomically.
+func (a *AuthStore) RecordLoginFailure(ctx context.Context, key string, at time.Time, window time.Duration, max int, lockout time.Duration) (_ *smart.LoginState, err error) {
+	defer wrap(&err, "auth.RecordLoginFailure")
+	s := smart.LoginState{Key: key}
+	now, stale, until, limit := micro(at), micro(at.Add(-window)), micro(at.Add(lockout)), int64(max)
+	var last, locked int64
+	err = a.db.TransactSQL(ctx, func(ctx context.Context, tx *Tx) error {
+		return tx.QueryRow(ctx, recordFailure, []any{key, now, limit, until, stale, stale, limit, until}, &s.Failures, &last, &locked)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.LastFailure, s.LockedUntil = unmicro(last), unmicro(locked)
+	return &s, nil
+}
+
+// ClearLoginFailures forgets the failures of key.
+func (a *AuthStore) ClearLoginFailures(ctx context.Context, key string) (err error) {
+	defer wrap(&err, "auth.ClearLoginFailures")
+	_, err = a.exec(ctx, `DELETE FROM auth_login_attempts WHERE username = ?`, key)
+	return err
+}
+
+// DeleteLoginStates removes the counts whose last failure and lock ended
+// before t.
+func (a *AuthStore) DeleteLoginStates(ctx context.Context, before time.Time) (err error) {
+	defer wrap(&err, "auth.DeleteLoginStates")
+	m := micro(before)
+	_, err = a.exec(ctx, `DELETE FROM auth_login_attempts WHERE last_failure < ? AND locked_until < ?`, m, m)
 	return err
 }
 
@@ -451,8 +515,11 @@ func (a *AuthStore) DeleteSession(ctx context.Context, hash []byte) (err error) 
 	return err
 }
 
-// DeleteExpired removes what expired before t. Grants stay: they are the
-// record of what a user allowed.
+// DeleteExpired removes what expired before t. A user's grants stay: they
+// are the record of what a user allowed. A client_credentials grant is
+// only the envelope of one token, so it goes once its token has gone; the
+// hour's margin keeps a grant whose token is being written in another
+// transaction.
 func (a *AuthStore) DeleteExpired(ctx context.Context, t time.Time) (err error) {
 	defer wrap(&err, "auth.DeleteExpired")
 	m := micro(t)
@@ -462,6 +529,8 @@ func (a *AuthStore) DeleteExpired(ctx context.Context, t time.Time) (err error) 
 				return err
 			}
 		}
-		return nil
+		_, err := tx.Exec(ctx, `DELETE FROM auth_grants WHERE username = '' AND created < ?
+AND NOT EXISTS (SELECT 1 FROM auth_tokens WHERE auth_tokens.grant_id = auth_grants.id)`, micro(t.Add(-time.Hour)))
+		return err
 	})
 }

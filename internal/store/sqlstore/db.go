@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"smartfhir/internal/fhir"
+	"smartfhir/internal/search"
 	"smartfhir/internal/store"
 )
 
@@ -15,6 +16,10 @@ import (
 type Config struct {
 	// Now is the clock (STYLE.md 12); nil means time.Now.
 	Now func() time.Time
+	// Search is the search parameter registry. With it, Tx.Put writes the
+	// index rows of every version in the same unit of work, and Search
+	// runs queries; without it nothing is indexed and Search fails.
+	Search *search.Registry
 }
 
 // DB is a store.Store on a SQL database.
@@ -24,6 +29,7 @@ type DB struct {
 	now func() time.Time
 	rb  rebinder
 	q   queries
+	reg *search.Registry
 }
 
 var _ store.Store = (*DB)(nil)
@@ -50,7 +56,7 @@ func New(drv Driver, d Dialect, cfg Config) *DB {
 	if d.UniqueViolation == nil {
 		d.UniqueViolation = func(error) bool { return false }
 	}
-	db := &DB{drv: drv, d: d, now: cfg.Now, rb: rebinder{numbered: d.Numbered}}
+	db := &DB{drv: drv, d: d, now: cfg.Now, rb: rebinder{numbered: d.Numbered}, reg: cfg.Search}
 	if db.now == nil {
 		db.now = time.Now
 	}
@@ -328,6 +334,9 @@ func (tx *Tx) Put(ctx context.Context, v *store.Version) (err error) {
 		body = nil // NULL, not an empty blob
 	}
 	if _, err := tx.tx.Exec(ctx, tx.db.q.insertVersion, rid, v.Type, v.ID, v.VersionID, lu, v.Deleted, v.Method, body); err != nil {
+		return err
+	}
+	if err := tx.writeIndex(ctx, rid, v, v.VersionID == 1); err != nil {
 		return err
 	}
 	v.LastUpdated = tx.now

@@ -31,6 +31,9 @@ func RunAuth(t *testing.T, open func(t *testing.T) smart.Store) {
 		{"JTIIsUsedOnceUntilItExpires", testAuthJTI},
 		{"SigningKeysRetire", testAuthKeys},
 		{"LaunchesSessionsAndLogins", testAuthMisc},
+		{"LoginFailuresCountUnderConcurrency", testAuthLoginConcurrent},
+		{"LaunchIsTakenOnce", testAuthLaunchOnce},
+		{"RevokeClientGrantsEndsTheirTokens", testAuthRevokeClientGrants},
 		{"DeleteExpired", testAuthExpired},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -309,16 +312,117 @@ func testAuthMisc(t *testing.T, s smart.Store) {
 	if _, err := s.LoginState(ctx, "u"); !errors.Is(err, smart.ErrNotFound) {
 		t.Errorf("LoginState of a fresh name: %v", err)
 	}
-	st := &smart.LoginState{Username: "u", Failures: 3, LastFailure: t0, LockedUntil: t0.Add(time.Minute)}
-	if err := s.PutLoginState(ctx, st); err != nil {
+	// Three failures with max 3: the third locks; a failure after the
+	// window starts again at 1 and leaves the old lock as it was.
+	for i := range 3 {
+		got, err := s.RecordLoginFailure(ctx, "u", t0.Add(time.Duration(i)*time.Second), time.Minute, 3, 10*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Failures != i+1 {
+			t.Errorf("failure %d: count = %d", i+1, got.Failures)
+		}
+		if locked := !got.LockedUntil.IsZero(); locked != (i == 2) {
+			t.Errorf("failure %d: locked until %v", i+1, got.LockedUntil)
+		}
+	}
+	want := smart.LoginState{Key: "u", Failures: 3, LastFailure: t0.Add(2 * time.Second), LockedUntil: t0.Add(2*time.Second + 10*time.Minute)}
+	if got, err := s.LoginState(ctx, "u"); err != nil || *got != want {
+		t.Errorf("LoginState = %+v, %v; want %+v", got, err, want)
+	}
+	later := t0.Add(5 * time.Minute)
+	if got, err := s.RecordLoginFailure(ctx, "u", later, time.Minute, 3, 10*time.Minute); err != nil || got.Failures != 1 || !got.LockedUntil.Equal(want.LockedUntil) {
+		t.Errorf("failure after the window = %+v, %v; want count 1 and the old lock", got, err)
+	}
+	if err := s.ClearLoginFailures(ctx, "u"); err != nil {
 		t.Fatal(err)
 	}
-	st.Failures = 4
-	if err := s.PutLoginState(ctx, st); err != nil {
+	if _, err := s.LoginState(ctx, "u"); !errors.Is(err, smart.ErrNotFound) {
+		t.Errorf("LoginState after clearing: %v", err)
+	}
+
+	if _, err := s.RecordLoginFailure(ctx, "old", t0, time.Minute, 5, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.LoginState(ctx, "u"); err != nil || *got != *st {
-		t.Errorf("LoginState = %+v, %v; want %+v", got, err, st)
+	if _, err := s.RecordLoginFailure(ctx, "locked", t0, time.Minute, 1, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteLoginStates(ctx, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LoginState(ctx, "old"); !errors.Is(err, smart.ErrNotFound) {
+		t.Errorf("old failure count kept: %v", err)
+	}
+	if _, err := s.LoginState(ctx, "locked"); err != nil {
+		t.Errorf("failure count of a live lock deleted: %v", err)
+	}
+}
+
+// testAuthLoginConcurrent checks that concurrent failures all count: a
+// read-modify-write would lose some.
+func testAuthLoginConcurrent(t *testing.T, s smart.Store) {
+	ctx := context.Background()
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.RecordLoginFailure(ctx, "c", t0.Add(time.Duration(i)*time.Millisecond), time.Hour, 10, time.Minute)
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.LoginState(ctx, "c")
+	if err != nil || got.Failures != n || got.LockedUntil.IsZero() {
+		t.Errorf("after %d concurrent failures: %+v, %v", n, got, err)
+	}
+}
+
+func testAuthLaunchOnce(t *testing.T, s smart.Store) {
+	ctx := context.Background()
+	l := &smart.LaunchContext{Hash: h("once"), ClientID: "c", Username: "doc", Patient: "85", Created: t0, Expires: t0.Add(time.Hour)}
+	if err := s.CreateLaunch(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.TakeLaunch(ctx, l.Hash)
+	if err != nil || got.Patient != "85" || got.ClientID != "c" || !got.Expires.Equal(l.Expires) {
+		t.Errorf("TakeLaunch = %+v, %v", got, err)
+	}
+	if _, err := s.TakeLaunch(ctx, l.Hash); !errors.Is(err, smart.ErrNotFound) {
+		t.Errorf("second TakeLaunch: %v, want ErrNotFound", err)
+	}
+}
+
+func testAuthRevokeClientGrants(t *testing.T, s smart.Store) {
+	ctx := context.Background()
+	for _, g := range []*smart.Grant{{ID: "g1", ClientID: "c1", Created: t0}, {ID: "g2", ClientID: "c1", Created: t0}, {ID: "g3", ClientID: "c2", Created: t0}} {
+		if err := s.CreateGrant(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateToken(ctx, &smart.Token{Hash: h(g.ID), Kind: smart.RefreshToken, GrantID: g.ID, ClientID: g.ClientID, Issued: t0, Expires: t0.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RevokeClientGrants(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]bool{"g1": true, "g2": true, "g3": false} {
+		g, err := s.Grant(ctx, id)
+		if err != nil || g.Revoked != want {
+			t.Errorf("grant %s = %+v, %v; want revoked %v", id, g, err, want)
+		}
+		tok, err := s.Token(ctx, h(id))
+		if err != nil || tok.Revoked != want {
+			t.Errorf("token of %s = %+v, %v; want revoked %v", id, tok, err, want)
+		}
 	}
 }
 
@@ -343,5 +447,33 @@ func testAuthExpired(t *testing.T, s smart.Store) {
 	}
 	if _, err := s.UseCode(ctx, h("c0")); !errors.Is(err, smart.ErrNotFound) {
 		t.Errorf("expired code kept: %v", err)
+	}
+
+	// client_credentials grants go once their token has; user grants and
+	// recent ones stay.
+	old := t0.Add(-2 * time.Hour)
+	for _, g := range []*smart.Grant{
+		{ID: "cc-done", ClientID: "c", Created: old},
+		{ID: "cc-live", ClientID: "c", Created: old},
+		{ID: "cc-new", ClientID: "c", Created: t0.Add(-time.Minute)},
+		{ID: "user", ClientID: "c", Username: "pat", Created: old},
+	} {
+		if err := s.CreateGrant(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id, exp := range map[string]time.Time{"cc-done": t0.Add(-time.Minute), "cc-live": t0.Add(time.Minute)} {
+		if err := s.CreateToken(ctx, &smart.Token{Hash: h(id), Kind: smart.AccessToken, GrantID: id, ClientID: "c", Issued: old, Expires: exp}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteExpired(ctx, t0); err != nil {
+		t.Fatal(err)
+	}
+	for id, wantKept := range map[string]bool{"cc-done": false, "cc-live": true, "cc-new": true, "user": true} {
+		_, err := s.Grant(ctx, id)
+		if kept := err == nil; kept != wantKept {
+			t.Errorf("grant %s kept = %v (%v), want %v", id, kept, err, wantKept)
+		}
 	}
 }

@@ -32,6 +32,7 @@ type elemOut struct {
 	Types   []string `json:"types,omitempty"`
 	Ref     string   `json:"ref,omitempty"`
 	Binding string   `json:"binding,omitempty"`
+	Summary bool     `json:"summary,omitempty"`
 }
 
 type valueSetOut struct {
@@ -112,7 +113,7 @@ func compile(p *pkgFiles) (*table, error) {
 				}
 				continue
 			}
-			eo := elemOut{Path: ed.Path, Min: ed.Min, Max: -1}
+			eo := elemOut{Path: ed.Path, Min: ed.Min, Max: -1, Summary: ed.IsSummary}
 			if ed.Max != "*" {
 				n, err := strconv.Atoi(ed.Max)
 				if err != nil {
@@ -140,27 +141,7 @@ func compile(p *pkgFiles) (*table, error) {
 	}
 	sort.Slice(t.ValueSets, func(i, j int) bool { return t.ValueSets[i].URL < t.ValueSets[j].URL })
 
-	for _, sp := range p.searchParams {
-		so := searchParamOut{
-			URL: sp.URL, Name: sp.Name, Code: sp.Code, Base: sorted(sp.Base), Type: sp.Type,
-			Expression: sp.Expression, Target: sorted(sp.Target), Modifier: sorted(sp.Modifier),
-			Comparator: sorted(sp.Comparator), MultipleOr: sp.MultipleOr, MultipleAnd: sp.MultipleAnd,
-		}
-		for _, c := range sp.Component {
-			so.Component = append(so.Component, componentOut{Definition: c.Definition, Expression: c.Expression})
-		}
-		t.SearchParams = append(t.SearchParams, so)
-	}
-	sort.Slice(t.SearchParams, func(i, j int) bool {
-		a, b := t.SearchParams[i], t.SearchParams[j]
-		if ab, bb := first(a.Base), first(b.Base); ab != bb {
-			return ab < bb
-		}
-		if a.Code != b.Code {
-			return a.Code < b.Code
-		}
-		return a.URL < b.URL
-	})
+	t.SearchParams = compileSearchParams(p.searchParams)
 
 	for _, cd := range p.compartments {
 		co := compartmentOut{Code: cd.Code, Resources: map[string][]string{}}
@@ -392,5 +373,33 @@ func flatten(cs []concept, out []string) []string {
 		out = append(out, c.Code)
 		out = flatten(c.Concept, out)
 	}
+	return out
+}
+
+// compileSearchParams converts SearchParameters to their table form, sorted
+// by first base type, then code, then URL.
+func compileSearchParams(list []searchParameter) []searchParamOut {
+	out := make([]searchParamOut, 0, len(list))
+	for _, sp := range list {
+		so := searchParamOut{
+			URL: sp.URL, Name: sp.Name, Code: sp.Code, Base: sorted(sp.Base), Type: sp.Type,
+			Expression: sp.Expression, Target: sorted(sp.Target), Modifier: sorted(sp.Modifier),
+			Comparator: sorted(sp.Comparator), MultipleOr: sp.MultipleOr, MultipleAnd: sp.MultipleAnd,
+		}
+		for _, c := range sp.Component {
+			so.Component = append(so.Component, componentOut{Definition: c.Definition, Expression: c.Expression})
+		}
+		out = append(out, so)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if ab, bb := first(a.Base), first(b.Base); ab != bb {
+			return ab < bb
+		}
+		if a.Code != b.Code {
+			return a.Code < b.Code
+		}
+		return a.URL < b.URL
+	})
 	return out
 }

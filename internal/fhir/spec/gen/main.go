@@ -2,7 +2,9 @@
 // (hl7.fhir.r4.core-4.0.1.tgz) into the compact table that package spec
 // embeds: the element trees of every resource and data type, the required
 // bindings that can be expanded from the package itself, the search
-// parameters and the compartment definitions.
+// parameters and the compartment definitions. It also compiles the US Core
+// 6.1.0 package (hl7.fhir.us.core-6.1.0.tgz) into a second table: its
+// SearchParameters and its resource profiles.
 //
 // It is run by `go generate ./internal/fhir/spec` and uses only the standard
 // library. Its output is deterministic: everything is sorted and the gzip
@@ -36,6 +38,7 @@ const maxCodes = 1000
 func main() {
 	log.SetFlags(0)
 	pkg := flag.String("pkg", "", "path to hl7.fhir.r4.core-4.0.1.tgz (default: ../shared/data/fhir/ beside the module root)")
+	usCore := flag.String("uscore", "", "path to hl7.fhir.us.core-6.1.0.tgz (default: ../shared/data/us-core/ beside the module root)")
 	out := flag.String("out", ".", "output directory")
 	flag.Parse()
 	if *pkg == "" {
@@ -45,7 +48,17 @@ func main() {
 		}
 		*pkg = p
 	}
+	if *usCore == "" {
+		p, err := defaultUSCorePackage()
+		if err != nil {
+			log.Fatalf("gen: %v", err)
+		}
+		*usCore = p
+	}
 	if err := generate(*pkg, *out); err != nil {
+		log.Fatalf("gen: %v", err)
+	}
+	if err := generateUSCore(*usCore, *out); err != nil {
 		log.Fatalf("gen: %v", err)
 	}
 }
@@ -53,13 +66,31 @@ func main() {
 // defaultPackage finds the core package relative to the module root (the
 // directory holding go.mod), as the project's data README prescribes.
 func defaultPackage() (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, "..", "shared", "data", "fhir", "hl7.fhir.r4.core-4.0.1.tgz"), nil
+}
+
+// defaultUSCorePackage finds the US Core package as defaultPackage does.
+func defaultUSCorePackage() (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, "..", "shared", "data", "us-core", "hl7.fhir.us.core-6.1.0.tgz"), nil
+}
+
+// moduleRoot is the directory holding go.mod above the working directory.
+func moduleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "data", "fhir", "hl7.fhir.r4.core-4.0.1.tgz"), nil
+			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
@@ -88,7 +119,12 @@ func build(pkgPath string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	js, err := json.Marshal(t)
+	return gzipJSON(t)
+}
+
+// gzipJSON encodes v as JSON and gzips it deterministically.
+func gzipJSON(v any) ([]byte, error) {
+	js, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
@@ -119,6 +155,7 @@ type pkgFiles struct {
 }
 
 type structureDefinition struct {
+	URL            string `json:"url"`
 	Name           string `json:"name"`
 	Type           string `json:"type"`
 	Kind           string `json:"kind"`
@@ -135,6 +172,7 @@ type elementDefinition struct {
 	Min              int    `json:"min"`
 	Max              string `json:"max"`
 	ContentReference string `json:"contentReference"`
+	IsSummary        bool   `json:"isSummary"`
 	Type             []struct {
 		Code      string      `json:"code"`
 		Extension []extension `json:"extension"`

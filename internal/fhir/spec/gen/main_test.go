@@ -44,6 +44,38 @@ func TestCommittedTableIsCurrent(t *testing.T) {
 	}
 }
 
+// TestCommittedUSCoreTableIsCurrent is TestCommittedTableIsCurrent for the
+// US Core table.
+func TestCommittedUSCoreTableIsCurrent(t *testing.T) {
+	pkg, err := defaultUSCorePackage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(pkg); err != nil {
+		t.Skipf("US Core package not found (%v); the drift check needs ../shared/data beside the module root", err)
+	}
+	dir := t.TempDir()
+	if err := generateUSCore(pkg, dir); err != nil {
+		t.Fatalf("generateUSCore: %v", err)
+	}
+	got := readGz(t, filepath.Join(dir, USCoreOutputName))
+	want := readGz(t, filepath.Join("..", USCoreOutputName))
+	if !bytes.Equal(got, want) {
+		t.Fatalf("committed %s is stale (%d bytes, regenerated %d): run go generate ./internal/fhir/spec", USCoreOutputName, len(want), len(got))
+	}
+	again, err := buildUSCore(pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := os.ReadFile(filepath.Join(dir, USCoreOutputName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first, again) {
+		t.Error("two runs of the generator gave different bytes")
+	}
+}
+
 func readGz(t *testing.T, path string) []byte {
 	t.Helper()
 	f, err := os.Open(path)

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// USCoreOutputName is the file the generator writes for the US Core package.
+const USCoreOutputName = "uscore.json.gz"
+
+// usCoreTable is the US Core table package spec embeds.
+type usCoreTable struct {
+	SearchParams []searchParamOut `json:"searchParams"`
+	Profiles     []profileOut     `json:"profiles"`
+}
+
+type profileOut struct {
+	URL  string `json:"url"`
+	Type string `json:"type"`
+}
+
+// generateUSCore reads the US Core package at pkgPath and writes
+// USCoreOutputName into outDir.
+func generateUSCore(pkgPath, outDir string) error {
+	data, err := buildUSCore(pkgPath)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(outDir, USCoreOutputName), data, 0o644)
+}
+
+// buildUSCore returns the gzipped US Core table: every SearchParameter and
+// every resource profile (StructureDefinition of kind resource and
+// derivation constraint; extensions and data type profiles are not
+// supportedProfile material).
+func buildUSCore(pkgPath string) ([]byte, error) {
+	f, err := os.Open(pkgPath)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", pkgPath, err)
+	}
+	var params []searchParameter
+	t := &usCoreTable{}
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", pkgPath, err)
+		}
+		name := strings.TrimPrefix(h.Name, "package/")
+		if h.Typeflag != tar.TypeReg || strings.Contains(name, "/") || !strings.HasSuffix(name, ".json") {
+			continue
+		}
+		kind, _, _ := strings.Cut(name, "-")
+		if kind != "SearchParameter" && kind != "StructureDefinition" {
+			continue
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", pkgPath, name, err)
+		}
+		switch kind {
+		case "SearchParameter":
+			var sp searchParameter
+			if err := json.Unmarshal(b, &sp); err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", pkgPath, name, err)
+			}
+			params = append(params, sp)
+		case "StructureDefinition":
+			var sd structureDefinition
+			if err := json.Unmarshal(b, &sd); err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", pkgPath, name, err)
+			}
+			if sd.Kind == "resource" && sd.Derivation == "constraint" {
+				t.Profiles = append(t.Profiles, profileOut{URL: sd.URL, Type: sd.Type})
+			}
+		}
+	}
+	t.SearchParams = compileSearchParams(params)
+	sort.Slice(t.Profiles, func(i, j int) bool { return t.Profiles[i].URL < t.Profiles[j].URL })
+	if len(t.SearchParams) == 0 || len(t.Profiles) == 0 {
+		return nil, fmt.Errorf("%s: no search parameters or profiles: not a US Core package?", pkgPath)
+	}
+	return gzipJSON(t)
+}

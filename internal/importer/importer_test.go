@@ -1,0 +1,192 @@
+package importer
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"smartfhir/internal/bundle"
+	"smartfhir/internal/fhir"
+	"smartfhir/internal/store"
+)
+
+func TestFind(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"b.ndjson.gz", "a.json", "README.md", "sub/practitionerInformation2.json", "0-hospitalInformation1.json.bz2", "sub/c.NDJSON"} {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o700)
+		if err := os.WriteFile(p, []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, err := Find([]string{dir, filepath.Join(dir, "a.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range files {
+		rel, _ := filepath.Rel(dir, f.Path)
+		got = append(got, fmt.Sprintf("%s:%d:%d:%v", rel, f.Format, f.Compression, f.Shared))
+	}
+	want := []string{
+		"0-hospitalInformation1.json.bz2:0:2:true",
+		"sub/practitionerInformation2.json:0:0:true",
+		"a.json:0:0:false",
+		"b.ndjson.gz:1:1:false",
+		"sub/c.NDJSON:1:0:false",
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("Find order\n got %v\nwant %v", got, want)
+	}
+}
+
+// memStore runs units of work without storing: the executor records.
+type memStore struct{ store.Store }
+
+func (memStore) Transact(ctx context.Context, fn func(context.Context, store.Tx) error) error {
+	return fn(ctx, nil)
+}
+
+// exec creates or updates whatever it is given, and refuses resources
+// whose status is "bad" as invalid, naming the element.
+type exec struct {
+	mu      sync.Mutex
+	written []string
+}
+
+func (x *exec) Execute(ctx context.Context, tx store.Tx, req *bundle.Request) (*bundle.Result, error) {
+	if bytes.Contains(req.Resource, []byte(`"status":"bad"`)) {
+		return nil, &fhir.Error{Code: fhir.Invalid, Issues: []fhir.Issue{{Severity: "error", Code: "code-invalid",
+			Diagnostics: "bad status", Expression: []string{"Observation.status"}}}}
+	}
+	x.mu.Lock()
+	x.written = append(x.written, req.Method+" "+req.URL)
+	x.mu.Unlock()
+	if req.Method == http.MethodPost {
+		return &bundle.Result{Status: http.StatusCreated, Location: req.URL + "/" + req.ID + "/_history/1"}, nil
+	}
+	return &bundle.Result{Status: http.StatusOK}, nil
+}
+
+func newConfig() (Config, *exec) {
+	x := &exec{}
+	n := 0
+	var mu sync.Mutex
+	p := &bundle.Processor{Store: memStore{}, Exec: x, NewID: func() string { mu.Lock(); defer mu.Unlock(); n++; return fmt.Sprint("id", n) }}
+	return Config{Bundles: p, Workers: 2, ChunkSize: 2}, x
+}
+
+func TestLoadNDJSON(t *testing.T) {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(`{"resourceType":"Patient","id":"p1"}
+{"resourceType":"Observation","id":"o1","status":"bad"}
+
+{"resourceType":"Observation","status":"final"}
+{not json
+`))
+	zw.Close()
+	path := filepath.Join(t.TempDir(), "x.ndjson.gz")
+	os.WriteFile(path, gz.Bytes(), 0o600)
+	cfg, x := newConfig()
+	sum, err := Load(context.Background(), cfg, []File{{Path: path, Format: NDJSON, Compression: Gzip}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Created != 1 || sum.Updated != 1 || sum.Failed != 2 || sum.FilesFailed != 1 {
+		t.Errorf("summary %+v; want 1 created, 1 updated, 2 failed in 1 file", sum)
+	}
+	// The fake store does not roll back: the first attempt at the chunk
+	// (before the invalid line was left out) is recorded too.
+	if got, want := strings.Join(slices.Compact(x.written), ","), "PUT Patient/p1,POST Observation"; got != want {
+		t.Errorf("written %s, want %s", got, want)
+	}
+	var reports []string
+	for _, p := range sum.Problems {
+		reports = append(reports, p.String())
+	}
+	got := strings.Join(reports, "\n")
+	for _, want := range []string{path + ": line 2: bad status [Observation.status]", path + ": line 5: not a valid JSON resource"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("reports lack %q:\n%s", want, got)
+		}
+	}
+}
+
+const txFile = `{"resourceType":"Bundle","type":"transaction","entry":[
+ {"fullUrl":"urn:uuid:aaaaaaaa-0000-0000-0000-000000000001","resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient"}},
+ {"resource":{"resourceType":"Observation","status":"bad","subject":{"reference":"urn:uuid:aaaaaaaa-0000-0000-0000-000000000001"}},"request":{"method":"POST","url":"Observation"}},
+ {"resource":{"resourceType":"Observation","status":"final"},"request":{"method":"POST","url":"Observation"}}]}`
+
+func TestLoadTransaction(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tx.json")
+	os.WriteFile(path, []byte(txFile), 0o600)
+	for _, tt := range []struct {
+		name        string
+		skipInvalid bool
+		wantCreated int
+		wantFailed  int
+		wantReport  string
+	}{
+		{"an invalid entry fails the transaction", false, 0, 3, ": Bundle.entry[1]: bad status [Observation.status]"},
+		{"--skip-invalid loads the rest", true, 2, 1, ": Bundle.entry[1] (skipped): bad status [Observation.status]"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, _ := newConfig()
+			cfg.SkipInvalid = tt.skipInvalid
+			sum, err := Load(context.Background(), cfg, []File{{Path: path}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.Created != tt.wantCreated || sum.Failed != tt.wantFailed || len(sum.Problems) != 1 {
+				t.Fatalf("summary %+v; want %d created, %d failed, one problem", sum, tt.wantCreated, tt.wantFailed)
+			}
+			if got := sum.Problems[0].String(); got != path+tt.wantReport {
+				t.Errorf("report %q, want %q", got, path+tt.wantReport)
+			}
+		})
+	}
+}
+
+func TestProgressLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tx.json")
+	os.WriteFile(path, []byte(txFile), 0o600)
+	for _, terminal := range []bool{false, true} {
+		cfg, _ := newConfig()
+		var buf syncBuffer
+		cfg.Progress, cfg.Terminal, cfg.Interval, cfg.SkipInvalid = &buf, terminal, 1, true
+		if _, err := Load(context.Background(), cfg, []File{{Path: path}}); err != nil {
+			t.Fatal(err)
+		}
+		out := buf.String()
+		if !strings.Contains(out, "1/1 files, 2 resources") && terminal {
+			t.Errorf("terminal=%v: final progress line missing: %q", terminal, out)
+		}
+		if terminal && !strings.HasPrefix(out, "\r") {
+			t.Errorf("terminal progress is not redrawn with \\r: %q", out)
+		}
+		if !terminal && strings.Contains(out, "\r") {
+			t.Errorf("plain progress holds \\r: %q", out)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

@@ -1,0 +1,123 @@
+package rest
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/url"
+	"sort"
+
+	"smartfhir/internal/fhir"
+	"smartfhir/internal/search"
+	"smartfhir/internal/store"
+)
+
+type searchsetBundle struct {
+	ResourceType string        `json:"resourceType"`
+	ID           string        `json:"id"`
+	Type         string        `json:"type"`
+	Total        *int          `json:"total,omitempty"`
+	Link         []link        `json:"link"`
+	Entry        []searchEntry `json:"entry,omitempty"`
+}
+
+type searchEntry struct {
+	FullURL  string          `json:"fullUrl,omitempty"`
+	Resource json.RawMessage `json:"resource"`
+	Search   struct {
+		Mode string `json:"mode"`
+	} `json:"search"`
+}
+
+// searchset renders a page of search results as a Bundle of type
+// searchset (search.html#2.1.0.1, bundle.html#searchset): the matches
+// (search.mode match), then the included resources (include), then, when
+// parameters were ignored, an OperationOutcome (outcome). Links are
+// absolute: self is the search as understood (only the parameters used),
+// next and previous carry keyset cursors.
+func (a *API) searchset(typ string, params url.Values, q *search.Query, res *store.SearchResult, issues []fhir.Issue) ([]byte, error) {
+	out := searchsetBundle{ResourceType: "Bundle", ID: a.cfg.NewID(), Type: "searchset"}
+	if res.Total >= 0 {
+		out.Total = &res.Total
+	}
+	used := usedParams(params, issues)
+	out.Link = append(out.Link, link{"self", a.searchURL(typ, used, q.Cursor)})
+	if res.Next != "" {
+		out.Link = append(out.Link, link{"next", a.searchURL(typ, used, res.Next)})
+	}
+	if res.Prev != "" {
+		out.Link = append(out.Link, link{"previous", a.searchURL(typ, used, res.Prev)})
+	}
+	shape := shaper{summary: q.Summary, elements: q.Elements}
+	add := func(v *store.Version, mode string) error {
+		body, err := shape.apply(v.Type, v.Body)
+		if err != nil {
+			return err
+		}
+		e := searchEntry{FullURL: a.cfg.Base + "/" + v.Type + "/" + v.ID, Resource: body}
+		e.Search.Mode = mode
+		out.Entry = append(out.Entry, e)
+		return nil
+	}
+	for _, v := range res.Matches {
+		if err := add(v, "match"); err != nil {
+			return nil, err
+		}
+	}
+	for _, v := range res.Included {
+		if err := add(v, "include"); err != nil {
+			return nil, err
+		}
+	}
+	if len(issues) > 0 {
+		e := searchEntry{Resource: fhir.Outcome(issues...)}
+		e.Search.Mode = "outcome"
+		out.Entry = append(out.Entry, e)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(out); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// usedParams are the request's parameters without those that were
+// ignored (reported in issues) and without the cursor and presentation
+// parameters, which the links set themselves.
+func usedParams(params url.Values, issues []fhir.Issue) url.Values {
+	ignored := map[string]bool{search.CursorParam: true, "_format": true, "_pretty": true}
+	for _, is := range issues {
+		for _, e := range is.Expression {
+			ignored[e] = true
+		}
+	}
+	used := url.Values{}
+	for k, v := range params {
+		if !ignored[k] {
+			used[k] = v
+		}
+	}
+	return used
+}
+
+// searchURL is the absolute URL of a page of a search.
+func (a *API) searchURL(typ string, params url.Values, cursor string) string {
+	p := url.Values{}
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		p[k] = params[k]
+	}
+	if cursor != "" {
+		p.Set(search.CursorParam, cursor)
+	}
+	u := a.cfg.Base + "/" + typ
+	if len(p) > 0 {
+		u += "?" + p.Encode()
+	}
+	return u
+}

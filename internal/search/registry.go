@@ -1,0 +1,225 @@
+package search
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"smartfhir/internal/fhir/spec"
+	"smartfhir/internal/fhirpath"
+)
+
+// Config is what a Registry needs from its caller.
+type Config struct {
+	// Base is the server's absolute FHIR base URL (no trailing slash):
+	// absolute references that start with it are references to resources
+	// here, in the index and in queries.
+	Base string
+	// Now is the clock for the ap prefix (STYLE.md 12); nil means time.Now.
+	Now func() time.Time
+}
+
+// Param is one search parameter of one resource type, compiled.
+type Param struct {
+	Code string
+	// Type is the SearchParameter.type: number, date, string, token,
+	// reference, composite, quantity, uri. Special parameters without an
+	// index (_id, _lastUpdated) have the type their values have.
+	Type string
+	URL  string
+	// Expression is the FHIRPath the values come from ("" for _id and
+	// _lastUpdated, which are columns of the resource).
+	Expression string
+	// Targets are the types a reference parameter may point to.
+	Targets []string
+	// Components are a composite parameter's parts, in order.
+	Components []Component
+
+	expr *fhirpath.Expr
+}
+
+// Component is a part of a composite parameter: its own type and the
+// expression that, evaluated on each value of the composite, gives its
+// values.
+type Component struct {
+	Type string
+	// Row is the Param code under which its index rows are written:
+	// "<composite>$<index>".
+	Row  string
+	expr *fhirpath.Expr
+}
+
+// Registry holds the search parameters of every resource type. It is
+// compiled once at start and is safe for concurrent use.
+type Registry struct {
+	cfg    Config
+	byType map[string]map[string]*Param
+	// compartment maps a type to the reference parameters that put a
+	// resource in a Patient's compartment.
+	compartment map[string][]string
+	fingerprint string
+}
+
+// Special parameters that apply to every resource and are answered from
+// the resource table rather than an index.
+var resourceParams = []*Param{
+	{Code: "_id", Type: "token", URL: "http://hl7.org/fhir/SearchParameter/Resource-id"},
+	{Code: "_lastUpdated", Type: "date", URL: "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"},
+}
+
+// indexedTypes are the parameter types the engine indexes and queries.
+var indexedTypes = map[string]bool{
+	"number": true, "date": true, "string": true, "token": true,
+	"reference": true, "composite": true, "quantity": true, "uri": true,
+}
+
+// NewRegistry compiles every R4 core SearchParameter and every US Core
+// 6.1.0 one (where both define a code for a type, US Core's definition is
+// used: it is what a US Core server claims). Parameters without an
+// expression or of type special are left out: they are reported as
+// unsupported when used.
+func NewRegistry(cfg Config) (*Registry, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.Base = strings.TrimSuffix(cfg.Base, "/")
+	r := &Registry{cfg: cfg, byType: map[string]map[string]*Param{}, compartment: map[string][]string{}}
+	byURL := map[string]spec.SearchParam{}
+	core, usCore := spec.SearchParams(), spec.USCoreSearchParams()
+	for _, sp := range core {
+		byURL[sp.URL] = sp
+	}
+	for _, sp := range usCore {
+		byURL[sp.URL] = sp
+	}
+	types := spec.ResourceTypes()
+	h := sha256.New()
+	add := func(sp spec.SearchParam) error {
+		if !indexedTypes[sp.Type] || sp.Expression == "" {
+			return nil
+		}
+		p, err := compileParam(sp, byURL)
+		if err != nil {
+			return err
+		}
+		js, _ := json.Marshal(sp)
+		h.Write(js)
+		for _, t := range appliesTo(sp.Base, types) {
+			m := r.byType[t]
+			if m == nil {
+				m = map[string]*Param{}
+				r.byType[t] = m
+			}
+			m[p.Code] = p
+		}
+		return nil
+	}
+	for _, sp := range core {
+		if sp.Code == "_id" || sp.Code == "_lastUpdated" {
+			continue
+		}
+		if err := add(sp); err != nil {
+			return nil, err
+		}
+	}
+	for _, sp := range usCore {
+		if err := add(sp); err != nil {
+			return nil, err
+		}
+	}
+	for t, params := range spec.Compartment("Patient") {
+		r.compartment[t] = slices.Clone(params)
+		h.Write([]byte(t + ":" + strings.Join(params, ",") + ";"))
+	}
+	r.fingerprint = hex.EncodeToString(h.Sum(nil))[:16]
+	return r, nil
+}
+
+// appliesTo expands a SearchParameter.base into concrete resource types.
+func appliesTo(base, types []string) []string {
+	var out []string
+	for _, b := range base {
+		switch b {
+		case "Resource":
+			return types
+		case "DomainResource":
+			for _, t := range types {
+				if st := spec.Lookup(t); st != nil && st.Base == "DomainResource" {
+					out = append(out, t)
+				}
+			}
+		default:
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func compileParam(sp spec.SearchParam, byURL map[string]spec.SearchParam) (*Param, error) {
+	p := &Param{Code: sp.Code, Type: sp.Type, URL: sp.URL, Expression: sp.Expression, Targets: sp.Target}
+	var err error
+	if p.expr, err = fhirpath.Compile(sp.Expression); err != nil {
+		return nil, fmt.Errorf("search parameter %s: %w", sp.URL, err)
+	}
+	for i, c := range sp.Components {
+		def, ok := byURL[c.Definition]
+		if !ok {
+			return nil, fmt.Errorf("search parameter %s: component %s is not defined", sp.URL, c.Definition)
+		}
+		ce, err := fhirpath.Compile(c.Expression)
+		if err != nil {
+			return nil, fmt.Errorf("search parameter %s: component %d: %w", sp.URL, i, err)
+		}
+		p.Components = append(p.Components, Component{Type: def.Type, Row: CompositeParam(sp.Code, i), expr: ce})
+	}
+	return p, nil
+}
+
+// CompositeParam is the Param code under which the index rows of
+// component i of composite parameter code are written.
+func CompositeParam(code string, i int) string { return fmt.Sprintf("%s$%d", code, i) }
+
+// Fingerprint identifies the parameter set: it changes when a definition
+// the index depends on changes, which is when stored data must be
+// re-indexed.
+func (r *Registry) Fingerprint() string { return r.fingerprint }
+
+// Base is the FHIR base URL the registry was configured with.
+func (r *Registry) Base() string { return r.cfg.Base }
+
+// Param returns the search parameter code of resourceType, or nil. _id
+// and _lastUpdated are parameters of every type.
+func (r *Registry) Param(resourceType, code string) *Param {
+	for _, p := range resourceParams {
+		if p.Code == code && spec.IsResourceType(resourceType) {
+			return p
+		}
+	}
+	return r.byType[resourceType][code]
+}
+
+// Params returns the search parameters of resourceType sorted by code,
+// _id and _lastUpdated included (what the CapabilityStatement lists).
+func (r *Registry) Params(resourceType string) []*Param {
+	if !spec.IsResourceType(resourceType) {
+		return nil
+	}
+	out := slices.Clone(resourceParams)
+	for _, p := range r.byType[resourceType] {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Code < out[j].Code })
+	return out
+}
+
+// CompartmentParams returns the reference parameters of resourceType that
+// put a resource in a Patient's compartment (nil when the type is not in
+// the compartment).
+func (r *Registry) CompartmentParams(resourceType string) []string {
+	return r.compartment[resourceType]
+}

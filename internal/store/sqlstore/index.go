@@ -1,0 +1,232 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"smartfhir/internal/search"
+	"smartfhir/internal/store"
+)
+
+// Index rows are written by Tx.Put in the resource's own unit of work, so
+// that every writer (REST, bundles, import) keeps the indexes current
+// without knowing about them.
+
+// indexTables are the index tables with their value columns, in the order
+// the rows of a search.Index are written.
+var indexTables = []struct {
+	name string
+	cols string // value columns after rid, type, param, grp
+	n    int    // their number
+}{
+	{"search_token", "system, code", 2},
+	{"search_string", "norm, exact", 2},
+	{"search_date", "low, high", 2},
+	{"search_reference", "target_type, target_id, url", 3},
+	{"search_quantity", "value, system, code", 3},
+	{"search_number", "value", 1},
+	{"search_uri", "value", 1},
+}
+
+// insertBatch is how many rows one INSERT writes at most: few statement
+// texts to prepare, few round trips per resource.
+const insertBatch = 32
+
+// insertSQL caches the INSERT text per table and row count.
+var insertSQL sync.Map // [2]int → string
+
+func insertStatement(table, rows int) string {
+	k := [2]int{table, rows}
+	if s, ok := insertSQL.Load(k); ok {
+		return s.(string)
+	}
+	t := indexTables[table]
+	row := "(?, ?, ?, ?" + strings.Repeat(", ?", t.n) + ")"
+	s := "INSERT INTO " + t.name + " (rid, type, param, grp, " + t.cols + ") VALUES " +
+		strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ")
+	insertSQL.Store(k, s)
+	return s
+}
+
+// writeIndex replaces the index rows of resource rid with those of v (none
+// for a deletion). fresh says the resource has no rows yet.
+func (tx *Tx) writeIndex(ctx context.Context, rid int64, v *store.Version, fresh bool) error {
+	reg := tx.db.reg
+	if reg == nil {
+		return nil
+	}
+	if !fresh {
+		if err := deleteIndex(ctx, tx, rid); err != nil {
+			return err
+		}
+	}
+	if v.Deleted {
+		return nil
+	}
+	ix, err := reg.Index(v.Type, v.Body)
+	if err != nil {
+		return err
+	}
+	return insertIndex(ctx, tx, rid, v.Type, ix)
+}
+
+func deleteIndex(ctx context.Context, tx *Tx, rid int64) error {
+	for _, t := range indexTables {
+		if _, err := tx.Exec(ctx, "DELETE FROM "+t.name+" WHERE rid = ?", rid); err != nil {
+			return err
+		}
+	}
+	_, err := tx.Exec(ctx, "DELETE FROM search_compartment WHERE rid = ?", rid)
+	return err
+}
+
+func insertIndex(ctx context.Context, tx *Tx, rid int64, typ string, ix *search.Index) error {
+	var args []any
+	flush := func(table, rows int) error {
+		if rows == 0 {
+			return nil
+		}
+		_, err := tx.Exec(ctx, insertStatement(table, rows), args...)
+		args = args[:0]
+		return err
+	}
+	// each appends the rows of one table, flushing every insertBatch rows.
+	each := func(table, count int, row func(i int) []any) error {
+		n := 0
+		for i := range count {
+			args = append(args, rid, typ)
+			args = append(args, row(i)...)
+			if n++; n == insertBatch {
+				if err := flush(table, n); err != nil {
+					return err
+				}
+				n = 0
+			}
+		}
+		return flush(table, n)
+	}
+	err := errors.Join(
+		each(0, len(ix.Tokens), func(i int) []any {
+			r := ix.Tokens[i]
+			return []any{r.Param, r.Group, r.System, r.Code}
+		}),
+		each(1, len(ix.Strings), func(i int) []any {
+			r := ix.Strings[i]
+			return []any{r.Param, r.Group, r.Norm, r.Exact}
+		}),
+		each(2, len(ix.Dates), func(i int) []any {
+			r := ix.Dates[i]
+			return []any{r.Param, r.Group, r.Low, r.High}
+		}),
+		each(3, len(ix.References), func(i int) []any {
+			r := ix.References[i]
+			return []any{r.Param, r.Group, r.TargetType, r.TargetID, r.URL}
+		}),
+		each(4, len(ix.Quantities), func(i int) []any {
+			r := ix.Quantities[i]
+			return []any{r.Param, r.Group, r.Value, r.System, r.Code}
+		}),
+		each(5, len(ix.Numbers), func(i int) []any {
+			r := ix.Numbers[i]
+			return []any{r.Param, r.Group, r.Value}
+		}),
+		each(6, len(ix.URIs), func(i int) []any {
+			r := ix.URIs[i]
+			return []any{r.Param, r.Group, r.Value}
+		}),
+	)
+	if err != nil {
+		return err
+	}
+	for _, p := range ix.Patients {
+		if _, err := tx.Exec(ctx, "INSERT INTO search_compartment (rid, patient_id) VALUES (?, ?)", rid, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const fingerprintKey = "fingerprint"
+
+// Reindex rebuilds the index rows of every current resource when the
+// search parameter set differs from the one they were built with (or
+// always, when force is set), and records the new set. It works in
+// batches, each its own unit of work, so that it can run beside a live
+// server; a search during the run may miss resources of a batch not yet
+// done. It returns how many resources it re-indexed.
+func (db *DB) Reindex(ctx context.Context, force bool) (n int, err error) {
+	defer wrap(&err, "store.Reindex")
+	if db.reg == nil {
+		return 0, errors.New("no search registry configured")
+	}
+	want := db.reg.Fingerprint()
+	var have string
+	err = db.drv.QueryRow(ctx, db.rb.rebind("SELECT value FROM search_state WHERE name = ?"), []any{fingerprintKey}, &have)
+	if err != nil && !errors.Is(err, ErrNoRows) {
+		return 0, err
+	}
+	if have == want && !force {
+		return 0, nil
+	}
+	const batch = 500
+	after := int64(0)
+	for {
+		done := false
+		err := db.TransactSQL(ctx, func(ctx context.Context, tx *Tx) error {
+			rows, err := tx.Query(ctx, `SELECT r.rid, r.type, r.deleted, v.body FROM resources r
+JOIN resource_versions v ON v.rid = r.rid AND v.version_id = r.version_id
+WHERE r.rid > ? ORDER BY r.rid LIMIT ?`, after, batch)
+			if err != nil {
+				return err
+			}
+			type item struct {
+				rid int64
+				v   store.Version
+			}
+			var items []item
+			for rows.Next() {
+				var it item
+				if err := rows.Scan(&it.rid, &it.v.Type, &it.v.Deleted, &it.v.Body); err != nil {
+					rows.Close()
+					return err
+				}
+				items = append(items, it)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			for _, it := range items {
+				if it.v.Deleted {
+					it.v.Body = nil
+				}
+				if err := tx.writeIndex(ctx, it.rid, &it.v, false); err != nil {
+					return fmt.Errorf("rid %d: %w", it.rid, err)
+				}
+			}
+			if len(items) < batch {
+				done = true
+			}
+			if len(items) > 0 {
+				after = items[len(items)-1].rid
+			}
+			n += len(items)
+			return nil
+		})
+		if err != nil {
+			return n, err
+		}
+		if done {
+			break
+		}
+	}
+	err = db.TransactSQL(ctx, func(ctx context.Context, tx *Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO search_state (name, value) VALUES (?, ?)
+ON CONFLICT (name) DO UPDATE SET value = excluded.value`, fingerprintKey, want)
+		return err
+	})
+	return n, err
+}

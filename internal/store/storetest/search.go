@@ -1,0 +1,422 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"smartfhir/internal/search"
+	"smartfhir/internal/store"
+)
+
+// SearchBase is the FHIR base URL of the registry RunSearch hands to open.
+const SearchBase = "http://example.org/fhir"
+
+// RunSearch runs the search conformance suite. open returns a fresh,
+// migrated, empty store that indexes with reg; RunSearch closes it.
+func RunSearch(t *testing.T, open func(t *testing.T, reg *search.Registry) store.Store) {
+	reg, err := search.NewRegistry(search.Config{Base: SearchBase,
+		Now: func() time.Time { return time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC) }})
+	if err != nil {
+		t.Fatalf("NewRegistry: %v", err)
+	}
+	fresh := func(t *testing.T) store.Store {
+		t.Helper()
+		s := open(t, reg)
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	for _, tc := range []struct {
+		name string
+		fn   func(t *testing.T, reg *search.Registry, s store.Store)
+	}{
+		{"ParametersOfEveryType", testSearchTypes},
+		{"UpdateAndDeleteReplaceIndexRows", testSearchUpdates},
+		{"PagingIsKeysetAndStable", testSearchPaging},
+		{"SortByParameters", testSearchSort},
+		{"TotalOnlyWhenAsked", testSearchTotal},
+		{"IncludeAndRevInclude", testSearchInclude},
+		{"ChainAndHas", testSearchChain},
+		{"TxSearchSeesItsOwnWrites", testSearchInTx},
+		{"Compartment", testSearchCompartment},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, reg, fresh(t)) })
+	}
+}
+
+// create stores resources (JSON bodies with resourceType and id) as
+// version 1 in one unit of work.
+func create(t *testing.T, s store.Store, bodies ...string) {
+	t.Helper()
+	err := s.Transact(context.Background(), func(ctx context.Context, tx store.Tx) error {
+		for _, b := range bodies {
+			typ, id := typeAndID(b)
+			if err := tx.Put(ctx, &store.Version{Type: typ, ID: id, VersionID: 1, Method: "POST", Body: []byte(b)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+}
+
+func typeAndID(b string) (typ, id string) {
+	// The bodies here are written by the tests, always starting with
+	// {"resourceType":"T","id":"x".
+	parts := strings.SplitN(b, `"`, 9)
+	return parts[3], parts[7]
+}
+
+// find runs a search given as a query string and returns the ids of the
+// matches, in order.
+func find(t *testing.T, reg *search.Registry, s store.Store, typ, query string) []string {
+	t.Helper()
+	res := run(t, reg, s, typ, query)
+	return matchIDs(res.Matches)
+}
+
+func run(t *testing.T, reg *search.Registry, s store.Store, typ, query string) *store.SearchResult {
+	t.Helper()
+	params, err := url.ParseQuery(query)
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	q, issues, err := reg.Parse(typ, params, true)
+	if err != nil {
+		t.Fatalf("Parse(%s?%s): %v (%v)", typ, query, err, issues)
+	}
+	if q.Count < 0 {
+		q.Count = 100
+	}
+	res, err := s.Search(context.Background(), q)
+	if err != nil {
+		t.Fatalf("Search(%s?%s): %v", typ, query, err)
+	}
+	return res
+}
+
+func matchIDs(vs []*store.Version) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.ID
+	}
+	return out
+}
+
+func sortedIDs(vs []string) []string {
+	out := slices.Clone(vs)
+	slices.Sort(out)
+	return out
+}
+
+func testSearchTypes(t *testing.T, reg *search.Registry, s store.Store) {
+	create(t, s,
+		`{"resourceType":"Patient","id":"p1","name":[{"family":"Chalmers","given":["Peter","James"]}],"gender":"male","birthDate":"1974-12-25","identifier":[{"system":"urn:mrn","value":"12345","type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR"}]}}],"address":[{"city":"PleasantVille","state":"Vic"}],"telecom":[{"system":"phone","value":"555-1234"}],"active":true}`,
+		`{"resourceType":"Patient","id":"p2","name":[{"family":"Müller","given":["Zoë"]}],"gender":"female","birthDate":"1980-03","active":false}`,
+		`{"resourceType":"Patient","id":"p3","name":[{"family":"Chalmersson"}],"gender":"other","meta":{"tag":[{"system":"urn:t","code":"test"}],"profile":["http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"]}}`,
+		`{"resourceType":"Observation","id":"o1","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"29463-7","display":"Body weight"}],"text":"Weight"},"subject":{"reference":"Patient/p1"},"effectiveDateTime":"2013-04-02T10:30:10+01:00","valueQuantity":{"value":185,"unit":"lbs","system":"http://unitsofmeasure.org","code":"[lb_av]"}}`,
+		`{"resourceType":"Observation","id":"o2","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"`+SearchBase+`/Patient/p2"},"effectivePeriod":{"start":"2013-04-01","end":"2013-04-05"},"valueQuantity":{"value":72.5,"system":"http://unitsofmeasure.org","code":"/min"}}`,
+		`{"resourceType":"Observation","id":"o3","status":"preliminary","code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},"subject":{"reference":"Patient/p1"},"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":120,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}},{"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},"valueQuantity":{"value":80,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]}`,
+		`{"resourceType":"RiskAssessment","id":"r1","status":"final","subject":{"reference":"Patient/p1"},"prediction":[{"probabilityDecimal":0.25}]}`,
+		`{"resourceType":"ValueSet","id":"v1","status":"active","url":"http://acme.org/fhir/ValueSet/123"}`,
+	)
+	for _, tc := range []struct {
+		name, typ, query string
+		want             []string
+	}{
+		{"string prefix is case-insensitive", "Patient", "name=chalm", []string{"p1", "p3"}},
+		{"string matches any name part", "Patient", "name=james", []string{"p1"}},
+		{"string is accent-insensitive", "Patient", "name=muller", []string{"p2"}},
+		{"string exact", "Patient", "family:exact=Chalmers", []string{"p1"}},
+		{"string contains", "Patient", "name:contains=MERS", []string{"p1", "p3"}},
+		{"address part", "Patient", "address-city=pleasant", []string{"p1"}},
+		{"token code", "Patient", "gender=male", []string{"p1"}},
+		{"token OR", "Patient", "gender=male,female", []string{"p1", "p2"}},
+		{"token AND", "Patient", "gender=male,female&name=zo", []string{"p2"}},
+		{"token not", "Patient", "gender:not=male", []string{"p2", "p3"}},
+		{"token boolean", "Patient", "active=true", []string{"p1"}},
+		{"token system|code", "Patient", "identifier=urn:mrn|12345", []string{"p1"}},
+		{"token wrong system", "Patient", "identifier=urn:other|12345", nil},
+		{"token of-type", "Patient", "identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|12345", []string{"p1"}},
+		{"token ContactPoint", "Patient", "phone=555-1234", []string{"p1"}},
+		{"token text", "Observation", "code:text=body", []string{"o1"}},
+		{"token missing", "Patient", "gender:missing=false&active:missing=true", []string{"p3"}},
+		{"_tag", "Patient", "_tag=urn:t|test", []string{"p3"}},
+		{"_profile", "Patient", "_profile=http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient", []string{"p3"}},
+		{"_id", "Patient", "_id=p1,p3", []string{"p1", "p3"}},
+		{"date eq day", "Patient", "birthdate=1974-12-25", []string{"p1"}},
+		{"date eq year contains month", "Patient", "birthdate=1980", []string{"p2"}},
+		{"date eq day inside month is not eq", "Patient", "birthdate=1980-03-10", nil},
+		{"date gt", "Patient", "birthdate=gt1975", []string{"p2"}},
+		{"date lt", "Patient", "birthdate=lt1975", []string{"p1"}},
+		{"date ge with offset", "Observation", "date=ge2013-04-02T09:30:10Z", []string{"o1", "o2"}},
+		{"date gt with offset", "Observation", "date=gt2013-04-02T09:30:10Z", []string{"o2"}},
+		{"date le period", "Observation", "date=le2013-04-02", []string{"o1", "o2"}},
+		{"date le needs part of the range before", "Observation", "date=le2013-04-01", nil},
+		{"date sa", "Observation", "date=sa2013-04-01", []string{"o1"}},
+		{"date eb", "Observation", "date=eb2013-04-02", nil},
+		{"date ap", "Observation", "date=ap2013-04-02", []string{"o1", "o2"}},
+		{"reference Type/id", "Observation", "subject=Patient/p1", []string{"o1", "o3"}},
+		{"reference absolute on our base", "Observation", "subject=" + SearchBase + "/Patient/p2", []string{"o2"}},
+		{"reference id with type modifier", "Observation", "subject:Patient=p2", []string{"o2"}},
+		{"reference bare id", "Observation", "patient=p1", []string{"o1", "o3"}},
+		{"reference missing", "Observation", "subject:missing=true", nil},
+		{"quantity value", "Observation", "value-quantity=185", []string{"o1"}},
+		{"quantity with system and code", "Observation", "value-quantity=gt70|http://unitsofmeasure.org|/min", []string{"o2"}},
+		{"quantity by unit", "Observation", "value-quantity=185||lbs", []string{"o1"}},
+		{"quantity precision", "Observation", "value-quantity=72.5", []string{"o2"}},
+		{"quantity lt", "Observation", "value-quantity=lt100", []string{"o2"}},
+		{"composite code-value-quantity", "Observation", "code-value-quantity=http://loinc.org|29463-7$gt180", []string{"o1"}},
+		{"composite component in same group", "Observation", "component-code-value-quantity=http://loinc.org|8480-6$120", []string{"o3"}},
+		{"composite component in another group", "Observation", "component-code-value-quantity=http://loinc.org|8480-6$80", nil},
+		{"number", "RiskAssessment", "probability=0.25", []string{"r1"}},
+		{"number gt", "RiskAssessment", "probability=gt0.3", nil},
+		{"uri", "ValueSet", "url=http://acme.org/fhir/ValueSet/123", []string{"v1"}},
+		{"uri below", "ValueSet", "url:below=http://acme.org/fhir/", []string{"v1"}},
+		{"uri above", "ValueSet", "url:above=http://acme.org/fhir/ValueSet/123/_history/5", []string{"v1"}},
+		{"status and code", "Observation", "status=final&code=http://loinc.org|8867-4", []string{"o2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := sortedIDs(find(t, reg, s, tc.typ, tc.query))
+			if want := sortedIDs(tc.want); !slices.Equal(got, want) {
+				t.Errorf("%s?%s = %v, want %v", tc.typ, tc.query, got, want)
+			}
+		})
+	}
+}
+
+func testSearchUpdates(t *testing.T, reg *search.Registry, s store.Store) {
+	create(t, s, `{"resourceType":"Patient","id":"a","gender":"male"}`, `{"resourceType":"Patient","id":"b","gender":"male"}`)
+	ctx := context.Background()
+	err := s.Transact(ctx, func(ctx context.Context, tx store.Tx) error {
+		if err := tx.Put(ctx, &store.Version{Type: "Patient", ID: "a", VersionID: 2, Method: "PUT", Body: []byte(`{"resourceType":"Patient","id":"a","gender":"female"}`)}); err != nil {
+			return err
+		}
+		return tx.Put(ctx, &store.Version{Type: "Patient", ID: "b", VersionID: 2, Method: "DELETE", Deleted: true})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := find(t, reg, s, "Patient", "gender=male"); len(got) != 0 {
+		t.Errorf("gender=male after the update and the delete = %v, want none", got)
+	}
+	if got := find(t, reg, s, "Patient", "gender=female"); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("gender=female = %v, want [a]", got)
+	}
+	if got := find(t, reg, s, "Patient", ""); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("all patients = %v, want [a] (b is deleted)", got)
+	}
+}
+
+func page(t *testing.T, reg *search.Registry, s store.Store, typ, query, cursor string, count int) *store.SearchResult {
+	t.Helper()
+	params, _ := url.ParseQuery(query)
+	q, _, err := reg.Parse(typ, params, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Count, q.Cursor = count, cursor
+	res, err := s.Search(context.Background(), q)
+	if err != nil {
+		t.Fatalf("Search: %v", err)
+	}
+	return res
+}
+
+func testSearchPaging(t *testing.T, reg *search.Registry, s store.Store) {
+	for i := range 7 {
+		create(t, s, fmt.Sprintf(`{"resourceType":"Patient","id":"p%d","gender":"male"}`, i))
+	}
+	var got []string
+	res := page(t, reg, s, "Patient", "gender=male", "", 3)
+	if res.Prev != "" {
+		t.Errorf("first page has a previous cursor")
+	}
+	got = append(got, matchIDs(res.Matches)...)
+	// A resource created between pages sorts after the cursor and shows
+	// up once; one created before it does not shift the pages.
+	create(t, s, `{"resourceType":"Patient","id":"late","gender":"male"}`)
+	second := res.Next
+	for res.Next != "" {
+		res = page(t, reg, s, "Patient", "gender=male", res.Next, 3)
+		got = append(got, matchIDs(res.Matches)...)
+	}
+	want := []string{"p0", "p1", "p2", "p3", "p4", "p5", "p6", "late"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("pages = %v, want %v", got, want)
+	}
+	res = page(t, reg, s, "Patient", "gender=male", second, 3)
+	back := page(t, reg, s, "Patient", "gender=male", res.Prev, 3)
+	if g := matchIDs(back.Matches); !slices.Equal(g, []string{"p0", "p1", "p2"}) {
+		t.Errorf("previous of the second page = %v, want [p0 p1 p2]", g)
+	}
+	if back.Prev != "" || back.Next == "" {
+		t.Errorf("previous page: prev %q, next %q; want no prev and a next", back.Prev, back.Next)
+	}
+	params := url.Values{"gender": {"male"}}
+	q, _, _ := reg.Parse("Patient", params, true)
+	q.Count, q.Cursor = 3, "garbage"
+	if _, err := s.Search(context.Background(), q); err == nil {
+		t.Error("a forged cursor was accepted")
+	}
+}
+
+func testSearchSort(t *testing.T, reg *search.Registry, s store.Store) {
+	create(t, s,
+		`{"resourceType":"Patient","id":"a","birthDate":"1990","name":[{"family":"Zeta"}]}`,
+		`{"resourceType":"Patient","id":"b","birthDate":"1970","name":[{"family":"Alpha"}]}`,
+		`{"resourceType":"Patient","id":"c","name":[{"family":"Mu"}]}`,
+		`{"resourceType":"Patient","id":"d","birthDate":"1980","name":[{"family":"Alpha"}]}`,
+	)
+	for _, tc := range []struct {
+		sort string
+		want []string
+	}{
+		{"birthdate", []string{"b", "d", "a", "c"}},
+		{"-birthdate", []string{"c", "a", "d", "b"}},
+		{"family,-birthdate", []string{"d", "b", "c", "a"}},
+		{"-_id", []string{"d", "c", "b", "a"}},
+	} {
+		t.Run(tc.sort, func(t *testing.T) {
+			var got []string
+			res := page(t, reg, s, "Patient", "_sort="+tc.sort, "", 1)
+			got = append(got, matchIDs(res.Matches)...)
+			for res.Next != "" {
+				res = page(t, reg, s, "Patient", "_sort="+tc.sort, res.Next, 1)
+				got = append(got, matchIDs(res.Matches)...)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("_sort=%s paged one by one = %v, want %v", tc.sort, got, tc.want)
+			}
+		})
+	}
+}
+
+func testSearchTotal(t *testing.T, reg *search.Registry, s store.Store) {
+	create(t, s, `{"resourceType":"Patient","id":"a","gender":"male"}`, `{"resourceType":"Patient","id":"b","gender":"male"}`, `{"resourceType":"Patient","id":"c"}`)
+	if res := page(t, reg, s, "Patient", "gender=male", "", 1); res.Total != -1 {
+		t.Errorf("Total without _total = %d, want -1", res.Total)
+	}
+	res := page(t, reg, s, "Patient", "gender=male&_total=accurate", "", 1)
+	if res.Total != 2 || len(res.Matches) != 1 {
+		t.Errorf("_total=accurate: Total %d with %d matches, want 2 with 1", res.Total, len(res.Matches))
+	}
+	res = page(t, reg, s, "Patient", "_total=accurate", "", 0)
+	if res.Total != 3 || len(res.Matches) != 0 {
+		t.Errorf("_count=0: Total %d with %d matches, want 3 with 0", res.Total, len(res.Matches))
+	}
+}
+
+func testSearchInclude(t *testing.T, reg *search.Registry, s store.Store) {
+	create(t, s,
+		`{"resourceType":"Organization","id":"org","name":"Acme"}`,
+		`{"resourceType":"Practitioner","id":"dr","name":[{"family":"Who"}]}`,
+		`{"resourceType":"Patient","id":"p","managingOrganization":{"reference":"Organization/org"},"generalPractitioner":[{"reference":"Practitioner/dr"}]}`,
+		`{"resourceType":"Medication","id":"med","code":{"text":"aspirin"}}`,
+		`{"resourceType":"MedicationRequest","id":"mr","status":"active","intent":"order","medicationReference":{"reference":"Medication/med"},"subject":{"reference":"Patient/p"}}`,
+		`{"resourceType":"Provenance","id":"prov","target":[{"reference":"MedicationRequest/mr"}],"recorded":"2020-01-01T00:00:00Z","agent":[{"who":{"reference":"Practitioner/dr"}}]}`,
+	)
+	for _, tc := range []struct {
+		typ, query string
+		matches    []string
+		included   []string
+	}{
+		{"MedicationRequest", "_include=MedicationRequest:medication", []string{"mr"}, []string{"med"}},
+		{"MedicationRequest", "_revinclude=Provenance:target", []string{"mr"}, []string{"prov"}},
+		{"MedicationRequest", "_include=MedicationRequest:patient&_include:iterate=Patient:organization", []string{"mr"}, []string{"org", "p"}},
+		{"Patient", "_include=*", []string{"p"}, []string{"dr", "org"}},
+		{"Patient", "_include=Patient:general-practitioner:Practitioner", []string{"p"}, []string{"dr"}},
+		{"Patient", "_revinclude=MedicationRequest:subject&_revinclude:iterate=Provenance:target", []string{"p"}, []string{"mr", "prov"}},
+		{"Practitioner", "_revinclude=*", []string{"dr"}, []string{"p", "prov"}},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			res := run(t, reg, s, tc.typ, tc.query)
+			if got := matchIDs(res.Matches); !slices.Equal(got, tc.matches) {
+				t.Errorf("matches = %v, want %v", got, tc.matches)
+			}
+			if got := sortedIDs(matchIDs(res.Included)); !slices.Equal(got, tc.included) {
+				t.Errorf("included = %v, want %v", got, tc.included)
+			}
+		})
+	}
+}
+
+func testSearchChain(t *testing.T, reg *search.Registry, s store.Store) {
+	create(t, s,
+		`{"resourceType":"Patient","id":"p1","name":[{"family":"Smith"}]}`,
+		`{"resourceType":"Patient","id":"p2","name":[{"family":"Jones"}]}`,
+		`{"resourceType":"Observation","id":"o1","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"1234-5"}]},"subject":{"reference":"Patient/p1"}}`,
+		`{"resourceType":"Observation","id":"o2","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"9999-9"}]},"subject":{"reference":"Patient/p2"}}`,
+	)
+	for _, tc := range []struct {
+		typ, query string
+		want       []string
+	}{
+		{"Observation", "subject:Patient.name=smith", []string{"o1"}},
+		{"Observation", "patient.family=jones", []string{"o2"}},
+		{"Observation", "subject.name=nobody", nil},
+		{"Patient", "_has:Observation:patient:code=1234-5", []string{"p1"}},
+		{"Patient", "_has:Observation:subject:status=final", []string{"p1", "p2"}},
+	} {
+		if got := sortedIDs(find(t, reg, s, tc.typ, tc.query)); !slices.Equal(got, tc.want) {
+			t.Errorf("%s?%s = %v, want %v", tc.typ, tc.query, got, tc.want)
+		}
+	}
+}
+
+func testSearchInTx(t *testing.T, reg *search.Registry, s store.Store) {
+	q, _, err := reg.Parse("Patient", url.Values{"identifier": {"urn:x|1"}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Count = 2
+	err = s.Transact(context.Background(), func(ctx context.Context, tx store.Tx) error {
+		res, err := tx.Search(ctx, q)
+		if err != nil {
+			return err
+		}
+		if len(res.Matches) != 0 {
+			t.Errorf("before the write: %d matches", len(res.Matches))
+		}
+		if err := tx.Put(ctx, &store.Version{Type: "Patient", ID: "n", VersionID: 1, Method: "POST",
+			Body: []byte(`{"resourceType":"Patient","id":"n","identifier":[{"system":"urn:x","value":"1"}]}`)}); err != nil {
+			return err
+		}
+		res, err = tx.Search(ctx, q)
+		if err != nil {
+			return err
+		}
+		if got := matchIDs(res.Matches); !slices.Equal(got, []string{"n"}) {
+			t.Errorf("after the write, in the unit of work: %v, want [n]", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testSearchCompartment(t *testing.T, reg *search.Registry, s store.Store) {
+	create(t, s,
+		`{"resourceType":"Patient","id":"p1"}`,
+		`{"resourceType":"Condition","id":"c1","subject":{"reference":"Patient/p1"}}`,
+		`{"resourceType":"Condition","id":"c2","subject":{"reference":"Patient/p2"}}`,
+	)
+	for _, typ := range []string{"Patient", "Condition"} {
+		q := &search.Query{Type: typ, Count: 10, Where: search.And{search.Compartment{Patient: "p1"}}}
+		res, err := s.Search(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string][]string{"Patient": {"p1"}, "Condition": {"c1"}}[typ]
+		if got := matchIDs(res.Matches); !slices.Equal(got, want) {
+			t.Errorf("%s in the compartment of p1 = %v, want %v", typ, got, want)
+		}
+	}
+}
