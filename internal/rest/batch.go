@@ -94,7 +94,7 @@ func (x executor) Execute(ctx context.Context, tx store.Tx, req *bundle.Request)
 		if id == "" {
 			id = a.cfg.NewID()
 		}
-		v, created, err := a.doCreate(ctx, tx, rt.typ, id, req.Resource, req.IfNoneExist)
+		v, created, err := a.doCreate(ctx, tx, rt.typ, id, entryPayload(req), req.IfNoneExist)
 		if err != nil {
 			return nil, err
 		}
@@ -115,7 +115,7 @@ func (x executor) Execute(ctx context.Context, tx store.Tx, req *bundle.Request)
 		}
 		switch req.Method {
 		case http.MethodPut:
-			v, created, err := a.doUpdate(ctx, tx, rt.typ, rt.id, req.Resource, ifMatch)
+			v, created, err := a.doUpdate(ctx, tx, rt.typ, rt.id, entryPayload(req), ifMatch)
 			if err != nil {
 				return nil, err
 			}
@@ -155,3 +155,8 @@ func (a *API) versionResult(status int, v *store.Version) *bundle.Result {
 		Resource:     v.Body,
 	}
 }
+
+// entryPayload is the body of a Bundle entry. It is checked inside the
+// unit of work: its references may name resources that only the unit of
+// work resolves.
+func entryPayload(req *bundle.Request) *payload { return newPayload(req.Resource) }

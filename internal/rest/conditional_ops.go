@@ -125,10 +125,11 @@ func (a *API) conditionalUpdate(c *call) error {
 	if err != nil {
 		return err
 	}
+	pl := newPayload(body)
 	var v *store.Version
 	var created bool
 	err = a.transact(c.r.Context(), ifMatch, func(ctx context.Context, tx store.Tx) error {
-		v, created, err = a.doConditionalUpdate(ctx, tx, c.typ, c.r.URL.RawQuery, body, ifMatch)
+		v, created, err = a.doConditionalUpdate(ctx, tx, c.typ, c.r.URL.RawQuery, pl, ifMatch)
 		return err
 	})
 	if err != nil {
@@ -147,7 +148,7 @@ func (a *API) conditionalUpdate(c *call) error {
 //   - none, and the body has an id: update as create under that id;
 //   - one: update it; a body id other than the match's is a 400;
 //   - several: 412, the criteria are not selective enough.
-func (a *API) doConditionalUpdate(ctx context.Context, tx store.Tx, typ, rawQuery string, body []byte, ifMatch int64) (v *store.Version, created bool, err error) {
+func (a *API) doConditionalUpdate(ctx context.Context, tx store.Tx, typ, rawQuery string, body *payload, ifMatch int64) (v *store.Version, created bool, err error) {
 	h, err := checkType(body, typ)
 	if err != nil {
 		return nil, false, err
@@ -267,7 +268,7 @@ var _ bundle.Matcher = executor{}
 func (a *API) conditionalEntry(ctx context.Context, tx store.Tx, req *bundle.Request, typ, rawQuery string, ifMatch int64) (*bundle.Result, error) {
 	switch req.Method {
 	case http.MethodPut:
-		v, created, err := a.doConditionalUpdate(ctx, tx, typ, rawQuery, req.Resource, ifMatch)
+		v, created, err := a.doConditionalUpdate(ctx, tx, typ, rawQuery, entryPayload(req), ifMatch)
 		if err != nil {
 			return nil, err
 		}

@@ -20,10 +20,12 @@ func (a *API) create(c *call) error {
 	}
 	ifNoneExist := c.r.Header.Get("If-None-Exist")
 	id := a.cfg.NewID()
+	pl := newPayload(body)
+	a.prepare(pl, c.typ, id)
 	var v *store.Version
 	var created bool
 	err = a.transact(c.r.Context(), 0, func(ctx context.Context, tx store.Tx) error {
-		v, created, err = a.doCreate(ctx, tx, c.typ, id, body, ifNoneExist)
+		v, created, err = a.doCreate(ctx, tx, c.typ, id, pl, ifNoneExist)
 		return err
 	})
 	if err != nil {
@@ -40,7 +42,7 @@ func (a *API) create(c *call) error {
 // doCreate creates the resource under id, unless ifNoneExist (search
 // criteria, "" for none) matches a resource: then it returns that
 // resource and created is false.
-func (a *API) doCreate(ctx context.Context, tx store.Tx, typ, id string, body []byte, ifNoneExist string) (v *store.Version, created bool, err error) {
+func (a *API) doCreate(ctx context.Context, tx store.Tx, typ, id string, body *payload, ifNoneExist string) (v *store.Version, created bool, err error) {
 	if _, err := checkType(body, typ); err != nil {
 		return nil, false, err
 	}

@@ -62,7 +62,7 @@ func (a *API) doPatch(ctx context.Context, tx store.Tx, typ, id string, doc []by
 		return nil, fhir.Errorf(fhir.Unprocessable, "a patch may not change the resource's resourceType or id")
 	}
 	v := &store.Version{Type: typ, ID: id, VersionID: cur.VersionID + 1, LastUpdated: tx.Now(), Method: http.MethodPatch}
-	if err := a.stampAndValidate(out, v); err != nil {
+	if err := a.stampAndValidate(newPayload(out), v); err != nil {
 		return nil, err
 	}
 	if err := put(ctx, tx, v, ifMatch); err != nil {

@@ -22,10 +22,12 @@ func (a *API) update(c *call) error {
 	if err != nil {
 		return err
 	}
+	pl := newPayload(body)
+	a.prepare(pl, c.typ, c.id)
 	var v *store.Version
 	var created bool
 	err = a.transact(c.r.Context(), ifMatch, func(ctx context.Context, tx store.Tx) error {
-		v, created, err = a.doUpdate(ctx, tx, c.typ, c.id, body, ifMatch)
+		v, created, err = a.doUpdate(ctx, tx, c.typ, c.id, pl, ifMatch)
 		return err
 	})
 	if err != nil {
@@ -39,7 +41,7 @@ func (a *API) update(c *call) error {
 	return nil
 }
 
-func (a *API) doUpdate(ctx context.Context, tx store.Tx, typ, id string, body []byte, ifMatch int64) (v *store.Version, created bool, err error) {
+func (a *API) doUpdate(ctx context.Context, tx store.Tx, typ, id string, body *payload, ifMatch int64) (v *store.Version, created bool, err error) {
 	h, err := checkType(body, typ)
 	if err != nil {
 		return nil, false, err
@@ -56,7 +58,7 @@ func (a *API) doUpdate(ctx context.Context, tx store.Tx, typ, id string, body []
 // updateAs stores body as the next version of typ/id (the first when there
 // is none, or the resource was deleted), whatever id the body carries: the
 // caller has checked it.
-func (a *API) updateAs(ctx context.Context, tx store.Tx, typ, id string, body []byte, ifMatch int64) (v *store.Version, created bool, err error) {
+func (a *API) updateAs(ctx context.Context, tx store.Tx, typ, id string, body *payload, ifMatch int64) (v *store.Version, created bool, err error) {
 	cur, deleted, err := current(ctx, tx, typ, id)
 	if err != nil {
 		return nil, false, err

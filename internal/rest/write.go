@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"smartfhir/internal/bundle"
 	"smartfhir/internal/fhir"
+	"smartfhir/internal/search"
 	"smartfhir/internal/store"
 )
 
@@ -56,30 +58,92 @@ func current(ctx context.Context, tx store.Tx, typ, id string) (cur *store.Versi
 	return nil, false, err
 }
 
-// stampAndValidate sets id and meta, then validates what will be stored.
-func (a *API) stampAndValidate(raw []byte, v *store.Version) error {
-	body, err := fhir.Stamp(raw, v.ID, v.VersionID, v.LastUpdated)
+// payload is a resource body on its way to the store. Parsing, validation
+// and index extraction depend on the body and its id but not on the version
+// number or the time the unit of work assigns, so prepare does them before
+// the unit of work whenever the id is known there. On SQLite the unit of
+// work holds the only writer, so what is left inside — stamping the body
+// and writing it — is all that serialises writes.
+type payload struct {
+	raw []byte
+	p   *fhir.Prepared
+	err error // of fhir.Prepare
+	// id is the id that ix and valid were computed for ("" when nothing was
+	// prepared); a body stored under another id is checked afresh.
+	id    string
+	ix    *search.Index
+	valid bool
+}
+
+func newPayload(raw []byte) *payload { return &payload{raw: raw} }
+
+// parsed parses the body once.
+func (pl *payload) parsed() (*fhir.Prepared, error) {
+	if pl.p == nil && pl.err == nil {
+		pl.p, pl.err = fhir.Prepare(pl.raw)
+	}
+	return pl.p, pl.err
+}
+
+// prepare validates the body as it will be stored under id and extracts
+// its index rows. Errors are left for the unit of work to report, in the
+// order it checks things.
+func (a *API) prepare(pl *payload, typ, id string) {
+	p, err := pl.parsed()
+	if err != nil || p.ResourceType != typ {
+		return
+	}
+	body := p.Stamp(id, 1, time.Now())
+	if a.validate(body) != nil {
+		return
+	}
+	pl.id, pl.valid = id, true
+	if a.cfg.Search != nil {
+		if ix, err := a.cfg.Search.Index(typ, body); err == nil {
+			pl.ix = ix
+		}
+	}
+}
+
+// stampAndValidate sets the id and meta of v's body and validates it,
+// unless prepare already did the validation for this id.
+func (a *API) stampAndValidate(pl *payload, v *store.Version) error {
+	p, err := pl.parsed()
 	if err != nil {
 		return err
 	}
-	if a.cfg.Validator != nil {
-		if err := a.cfg.Validator.Resource(body); err != nil {
-			if _, ok := errors.AsType[*fhir.Error](err); ok {
-				return err
-			}
-			return fhir.Errorf(fhir.Invalid, "%v", err)
-		}
+	body := p.Stamp(v.ID, v.VersionID, v.LastUpdated)
+	if pl.valid && pl.id == v.ID {
+		v.Body, v.Index = body, pl.ix
+		return nil
+	}
+	if err := a.validate(body); err != nil {
+		return err
 	}
 	v.Body = body
 	return nil
 }
 
-// checkType reads the resource's header and checks its type against the URL.
-func checkType(raw []byte, typ string) (fhir.Header, error) {
-	h, err := fhir.ReadHeader(raw)
-	if err != nil {
-		return h, err
+func (a *API) validate(body []byte) error {
+	if a.cfg.Validator == nil {
+		return nil
 	}
+	if err := a.cfg.Validator.Resource(body); err != nil {
+		if _, ok := errors.AsType[*fhir.Error](err); ok {
+			return err
+		}
+		return fhir.Errorf(fhir.Invalid, "%v", err)
+	}
+	return nil
+}
+
+// checkType reads the resource's header and checks its type against the URL.
+func checkType(pl *payload, typ string) (fhir.Header, error) {
+	p, err := pl.parsed()
+	if err != nil {
+		return fhir.Header{}, err
+	}
+	h := p.Header
 	if h.ResourceType != typ {
 		return h, &fhir.Error{Code: fhir.Invalid, Issues: []fhir.Issue{{Severity: "error", Code: "invalid",
 			Diagnostics: "resourceType " + h.ResourceType + " does not match the URL's type " + typ,

@@ -19,6 +19,11 @@ type Version struct {
 	// (POST, PUT, PATCH or DELETE); history reports it in entry.request.
 	Method string
 	Body   []byte
+	// Index, when set, holds the search index rows of Body, computed by the
+	// caller with the store's registry before the unit of work (where, on
+	// SQLite, every microsecond holds the only writer). When nil, Put
+	// computes them itself.
+	Index *search.Index
 }
 
 // Store is a FHIR resource store. Every version of every resource is kept.

@@ -73,3 +73,32 @@ func TestCheckCSRF(t *testing.T) {
 		t.Error("right token refused")
 	}
 }
+
+func TestFormActionSource(t *testing.T) {
+	for _, tt := range []struct {
+		uri, want string
+		ok        bool
+	}{
+		{"https://app.example/cb?x=1", "https://app.example", true},
+		{"http://127.0.0.1:54321/cb", "http://127.0.0.1:54321", true},
+		{"http://[::1]:8080/cb", "http://[::1]:8080", true},
+		{"com.example.app:/callback", "com.example.app:", true},
+		{"https://app.example;script-src *", "", false},
+		{"not a uri", "", false},
+	} {
+		got, ok := FormActionSource(tt.uri)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("FormActionSource(%q) = %q, %v; want %q, %v", tt.uri, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestRenderAddsFormActionSources(t *testing.T) {
+	w := httptest.NewRecorder()
+	if err := Render(w, 200, "error", map[string]string{"Title": "t", "Message": "m"}, "https://app.example"); err != nil {
+		t.Fatal(err)
+	}
+	if csp := w.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' https://app.example;") {
+		t.Errorf("CSP = %q, want the extra form-action source", csp)
+	}
+}

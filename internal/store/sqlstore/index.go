@@ -66,9 +66,12 @@ func (tx *Tx) writeIndex(ctx context.Context, rid int64, v *store.Version, fresh
 	if v.Deleted {
 		return nil
 	}
-	ix, err := reg.Index(v.Type, v.Body)
-	if err != nil {
-		return err
+	ix := v.Index
+	if ix == nil {
+		var err error
+		if ix, err = reg.Index(v.Type, v.Body); err != nil {
+			return err
+		}
 	}
 	return insertIndex(ctx, tx, rid, v.Type, ix)
 }
