@@ -52,6 +52,8 @@ func Open(ctx context.Context, path string, cfg sqlstore.Config) (*sqlstore.DB, 
 		fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()),
 		"journal_mode(WAL)",
 		"synchronous(NORMAL)",
+		"cache_size(-65536)",
+		"wal_autocheckpoint(10000)",
 		"foreign_keys(1)",
 	}}.Encode()
 	writer, err := sql.Open("sqlite", base+"&_txlock=immediate")
@@ -97,8 +99,9 @@ func Open(ctx context.Context, path string, cfg sqlstore.Config) (*sqlstore.DB, 
 		},
 		// Writers are serial; only a busy file (another process holding the
 		// lock past busy_timeout) is worth another try.
-		Attempts: 3,
-		Backoff:  50 * time.Millisecond,
+		Attempts:    3,
+		Backoff:     50 * time.Millisecond,
+		GroupCommit: true,
 	}
 	return sqlstore.New(&driver{reader: reader, writer: writer}, d, cfg), nil
 }

@@ -30,6 +30,9 @@ type DB struct {
 	rb  rebinder
 	q   queries
 	reg *search.Registry
+	// group batches units of work into shared transactions
+	// (Dialect.GroupCommit).
+	group *committer
 }
 
 var _ store.Store = (*DB)(nil)
@@ -84,6 +87,9 @@ WHERE type = ? AND id = ? AND version_id = ? RETURNING rid`),
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
 		rid: db.rb.rebind(`SELECT rid FROM resources WHERE type = ? AND id = ?`),
 	}
+	if d.GroupCommit {
+		db.group = newCommitter(db)
+	}
 	return db
 }
 
@@ -99,7 +105,12 @@ func (db *DB) Ping(ctx context.Context) error {
 }
 
 // Close releases the connections.
-func (db *DB) Close() error { return db.drv.Close() }
+func (db *DB) Close() error {
+	if db.group != nil {
+		db.group.close()
+	}
+	return db.drv.Close()
+}
 
 // Query runs a read-only statement written with "?" placeholders outside any
 // unit of work.
@@ -201,8 +212,12 @@ func (db *DB) retryable(err error) bool {
 	return errors.As(err, &r) || db.d.Retryable(err) || db.d.UniqueViolation(err)
 }
 
-// attempt runs fn once in a transaction.
+// attempt runs fn once in a transaction (with the units of concurrent
+// callers, under group commit).
 func (db *DB) attempt(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) (err error) {
+	if db.group != nil {
+		return db.group.run(ctx, fn)
+	}
 	dtx, err := db.drv.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("store.Transact: begin: %w", err)

@@ -79,6 +79,10 @@ type Dialect struct {
 	// Backoff is the wait before the first retry; it doubles each time and
 	// is jittered.
 	Backoff time.Duration
+	// GroupCommit runs the units of work of concurrent callers together in
+	// one transaction, each in a savepoint (see group.go). It suits a
+	// database with a single writer, where units wait for each other anyway.
+	GroupCommit bool
 }
 
 // rebinder rewrites "?" placeholders once per distinct query text.
