@@ -6,7 +6,8 @@
 //
 // Scenarios: read (GET Patient/{id} of a seeded Patient), create (POST
 // Patient), update (PUT the seeded Patients in turn), history (GET
-// Patient/{id}/_history of a Patient with 10 versions).
+// Patient/{id}/_history of a Patient with 10 versions), urls (GET each path
+// of the -urls file in turn: searches on loaded data).
 package main
 
 import (
@@ -20,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,8 +34,12 @@ func main() {
 	dur := flag.Duration("d", 10*time.Second, "how long to run")
 	seed := flag.Int("seed", 100, "Patients to create before the run")
 	token := flag.String("token", "", "bearer token to send, if the server needs one")
+	urls := flag.String("urls", "", "with -scenario urls: a file of paths relative to -base, one per line, requested in turn")
 	flag.Parse()
-	if err := run(*base, *scenario, *conns, *dur, *seed, *token); err != nil {
+	if *scenario == "urls" {
+		*seed = 0
+	}
+	if err := run(*base, *scenario, *conns, *dur, *seed, *token, *urls); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
@@ -133,7 +139,7 @@ func (c *client) create(ctx context.Context, i int) (string, error) {
 	return p.ID, nil
 }
 
-func run(base, scenario string, conns int, dur time.Duration, seed int, token string) error {
+func run(base, scenario string, conns int, dur time.Duration, seed int, token, urlFile string) error {
 	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}
 	c := &client{http: &http.Client{Transport: tr, Timeout: 30 * time.Second}, base: base, token: token}
 	ctx := context.Background()
@@ -165,6 +171,23 @@ func run(base, scenario string, conns int, dur time.Duration, seed int, token st
 		op = func(ctx context.Context, w, n int) (int, error) {
 			i := (w + n*conns) % len(ids)
 			return c.do(ctx, "PUT", base+"/Patient/"+ids[i], bodies[i])
+		}
+	case "urls":
+		data, err := os.ReadFile(urlFile)
+		if err != nil {
+			return err
+		}
+		var paths []string
+		for _, l := range strings.Split(string(data), "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				paths = append(paths, base+"/"+strings.TrimPrefix(l, "/"))
+			}
+		}
+		if len(paths) == 0 {
+			return fmt.Errorf("%s lists no paths", urlFile)
+		}
+		op = func(ctx context.Context, w, n int) (int, error) {
+			return c.do(ctx, "GET", paths[(w*7919+n)%len(paths)], nil)
 		}
 	case "history":
 		for i, id := range ids { // ten versions each

@@ -60,6 +60,13 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	// Bring the indexes of what is already stored up to this parameter
+	// set and record it, as serve does at start; otherwise the next start
+	// would re-index everything this import wrote.
+	if _, err := db.Reindex(ctx, false); err != nil {
+		db.Close()
+		return fmt.Errorf("import: re-indexing for search: %w", err)
+	}
 	defer db.Close()
 	api := rest.New(rest.Config{
 		Base:          fhirBase,
@@ -79,6 +86,10 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	printSummary(stdout, sum)
 	if err != nil {
 		return fmt.Errorf("import interrupted: %w", err)
+	}
+	// A bulk load changes the shape of the data the search plans rest on.
+	if err := db.Analyze(ctx); err != nil {
+		return fmt.Errorf("refreshing planner statistics after the import: %w", err)
 	}
 	if n := len(sum.Problems); n > 0 {
 		return fmt.Errorf("import: %d problem(s) in %d file(s); see above", n, sum.FilesFailed)

@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"smartfhir/internal/search"
 )
 
 // sharedData returns ../shared/data relative to the module root, skipping
@@ -297,3 +299,29 @@ func TestImportSyntheaConditionalReferences(t *testing.T) {
 }
 
 func slicesClone(s []string) []string { return append([]string(nil), s...) }
+
+// TestImportLeavesIndexesCurrent: an import records the parameter set its
+// index rows were built with, so the next start does not re-index
+// everything it wrote.
+func TestImportLeavesIndexesCurrent(t *testing.T) {
+	file := filepath.Join(sharedData(t), "inferno-us-core", "resources", "uscore_bundle_patient_85.json")
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	if err := run(context.Background(), []string{"import", "--data-dir", dir, file}, &out, &errb); err != nil {
+		t.Fatalf("import: %v\n%s%s", err, out.String(), errb.String())
+	}
+	reg, err := search.NewRegistry(search.Config{Base: "http://localhost:8080/fhir"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := dbFlags{DataDir: dir, search: reg}
+	db, err := f.open(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	n, err := db.Reindex(context.Background(), false)
+	if err != nil || n != 0 {
+		t.Errorf("Reindex after an import = %d, %v; want nothing to re-index", n, err)
+	}
+}

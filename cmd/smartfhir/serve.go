@@ -198,7 +198,7 @@ func defaultBaseURL(a *net.TCPAddr, tls bool) string {
 func (m *Main) handler() (http.Handler, error) {
 	metrics := newMetrics()
 	mux := http.NewServeMux()
-	auth, err := mountAuth(mux, m.store, m.BaseURL, m.logger, &m.Auth)
+	auth, err := mountAuth(mux, m.store, m.DB.search, m.BaseURL, m.logger, &m.Auth)
 	if err != nil {
 		return nil, err
 	}
@@ -233,13 +233,24 @@ func (m *Main) handler() (http.Handler, error) {
 // deleted.
 const sweepEvery = 10 * time.Minute
 
+// analyzeEvery is how many sweeps pass between statistics refreshes (an
+// hour).
+const analyzeEvery = 6
+
 func (m *Main) sweep(ctx context.Context) {
 	defer close(m.sweepDone)
 	t := time.NewTicker(sweepEvery)
 	defer t.Stop()
-	for {
+	for tick := 0; ; tick++ {
 		if err := m.auth.Sweep(ctx); err != nil && ctx.Err() == nil {
 			m.logger.Warn("sweeping expired authorization data", "err", err)
+		}
+		// Search plans rest on the planner's statistics: refresh them at
+		// start and every analyzeEvery ticks.
+		if tick%analyzeEvery == 0 {
+			if err := m.store.Analyze(ctx); err != nil && ctx.Err() == nil {
+				m.logger.Warn("refreshing planner statistics", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():

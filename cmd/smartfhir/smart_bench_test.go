@@ -30,7 +30,7 @@ func benchAuth(b *testing.B) (http.Handler, smart.Store, string, string) {
 	}
 	b.Cleanup(func() { db.Close() })
 	mux := http.NewServeMux()
-	srv, err := mountAuth(mux, db, "http://localhost:8080", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv, err := mountAuth(mux, db, nil, "http://localhost:8080", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -72,6 +73,31 @@ var csrfField = regexp.MustCompile(`name="csrf_token" value="([^"]*)"`)
 // with plain form posts and returns the final redirect to the app.
 func (e *authEnv) browse(authURL, username, password string, ticked []string, patient string) *url.URL {
 	e.t.Helper()
+	return e.browseWith(authURL, username, password, func(body string) url.Values {
+		if ticked == nil {
+			ticked = tickedScopes(body)
+		}
+		v := url.Values{"scope": ticked}
+		if patient != "" {
+			v.Set("patient", patient)
+		}
+		return v
+	})
+}
+
+// tickedScopes are the values of a consent page's ticked scope boxes.
+func tickedScopes(body string) []string {
+	var out []string
+	for _, m := range regexp.MustCompile(`name="scope" value="([^"]*)" checked`).FindAllStringSubmatch(body, -1) {
+		out = append(out, html.UnescapeString(m[1]))
+	}
+	return out
+}
+
+// browseWith is browse with the consent form's fields (besides the CSRF
+// token and decision=allow) made by answer from the consent page.
+func (e *authEnv) browseWith(authURL, username, password string, answer func(consentPage string) url.Values) *url.URL {
+	e.t.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		if !strings.HasPrefix(req.URL.String(), e.base) {
@@ -104,15 +130,8 @@ func (e *authEnv) browse(authURL, username, password string, ticked []string, pa
 	if resp.Request.URL.Path != "/consent" {
 		e.t.Fatalf("login led to %s (%d)", resp.Request.URL, resp.StatusCode)
 	}
-	if ticked == nil {
-		for _, m := range regexp.MustCompile(`name="scope" value="([^"]*)" checked`).FindAllStringSubmatch(body, -1) {
-			ticked = append(ticked, html.UnescapeString(m[1]))
-		}
-	}
-	v := url.Values{"decision": {"allow"}, "scope": ticked}
-	if patient != "" {
-		v.Set("patient", patient)
-	}
+	v := answer(body)
+	v.Set("decision", "allow")
 	resp, _ = get(c.Post(e.base+"/consent", "application/x-www-form-urlencoded", strings.NewReader(form(body, v))))
 	if resp.StatusCode != http.StatusFound {
 		e.t.Fatalf("consent answered %d, want 302", resp.StatusCode)
@@ -286,6 +305,10 @@ func testSMARTEndToEnd(t *testing.T, e *authEnv) {
 		}
 	})
 
+	t.Run("standalone launch with the encounter picker", func(t *testing.T) {
+		testStandaloneEncounter(t, e)
+	})
+
 	t.Run("backend services with RS384 and ES384 from a JWKS URL", func(t *testing.T) {
 		rk, _ := rsa.GenerateKey(rand.Reader, 2048)
 		ek, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
@@ -410,4 +433,83 @@ func TestCLIErrors(t *testing.T) {
 			t.Errorf("second add: %v", err)
 		}
 	})
+}
+
+// testStandaloneEncounter stores a Patient and two Encounters over the FHIR
+// API, then runs a standalone launch asking for launch/encounter and picks
+// the older Encounter on the consent page (SMART App Launch 2.2
+// context-standalone-encounter).
+func testStandaloneEncounter(t *testing.T, e *authEnv) {
+	ctx := context.Background()
+	fhirBase := e.base + "/fhir"
+	create := func(body string) string {
+		t.Helper()
+		status, out := e2eCall(t, "POST", fhirBase+"/"+regexp.MustCompile(`"resourceType":"(\w+)"`).FindStringSubmatch(body)[1], []byte(body))
+		var r struct{ ID string }
+		if err := json.Unmarshal(out, &r); status != http.StatusCreated || err != nil || r.ID == "" {
+			t.Fatalf("create = %d %s", status, out)
+		}
+		return r.ID
+	}
+	pid := create(`{"resourceType":"Patient","name":[{"family":"Encounterson","given":["Eve"]}],"gender":"female","birthDate":"1980-02-03"}`)
+	encounter := func(class, display, typ, start, end string) string {
+		return create(`{"resourceType":"Encounter","status":"finished",` +
+			`"class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"` + class + `","display":"` + display + `"},` +
+			`"type":[{"text":"` + typ + `"}],"subject":{"reference":"Patient/` + pid + `"},` +
+			`"period":{"start":"` + start + `","end":"` + end + `"}}`)
+	}
+	older := encounter("IMP", "inpatient encounter", "Hospital admission", "2023-11-20T08:00:00Z", "2023-11-23T12:00:00Z")
+	newer := encounter("AMB", "ambulatory", "Office visit", "2024-03-04T09:00:00Z", "2024-03-04T09:30:00Z")
+	// Another patient's encounter must not be offered.
+	other := create(`{"resourceType":"Patient","name":[{"family":"Other"}]}`)
+	create(`{"resourceType":"Encounter","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},` +
+		`"subject":{"reference":"Patient/` + other + `"},"period":{"start":"2024-05-01"}}`)
+
+	resp, err := http.Get(fhirBase + "/.well-known/smart-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct{ Capabilities []string }
+	err = json.NewDecoder(resp.Body).Decode(&doc)
+	resp.Body.Close()
+	if err != nil || !slices.Contains(doc.Capabilities, "context-standalone-encounter") {
+		t.Errorf("capabilities = %v (%v), want context-standalone-encounter", doc.Capabilities, err)
+	}
+
+	e.cli("users", "add", "--username", "eve", "--password", "correct horse", "--role", "patient", "--fhir-user", "Patient/"+pid)
+	c := e.cliJSON("clients", "add", "--name", "Visit app", "--type", "confidential-symmetric", "--redirect-uri", e2eRedirect,
+		"--scopes", "launch/patient launch/encounter patient/*.rs", "--approve")
+	cfg := e.oauthConfig(c["client_id"], c["client_secret"], oauth2.AuthStyleInHeader, "launch/patient", "launch/encounter", "patient/Encounter.rs")
+	verifier := oauth2.GenerateVerifier()
+	radios := regexp.MustCompile(`type="radio" name="encounter" value="([^"]*)"`)
+	redirect := e.browseWith(cfg.AuthCodeURL("enc", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("aud", fhirBase)),
+		"eve", "correct horse", func(body string) url.Values {
+			var offered []string
+			for _, m := range radios.FindAllStringSubmatch(body, -1) {
+				offered = append(offered, m[1])
+			}
+			if !slices.Equal(offered, []string{newer, older}) {
+				t.Errorf("encounters offered = %v, want the patient's two, latest first: %v", offered, []string{newer, older})
+			}
+			for _, label := range []string{"2024-03-04 · Office visit · ambulatory (finished)", "2023-11-20 to 2023-11-23 · Hospital admission · inpatient encounter (finished)"} {
+				if !strings.Contains(body, label) {
+					t.Errorf("consent page lacks the label %q", label)
+				}
+			}
+			return url.Values{"scope": tickedScopes(body), "encounter": {older}}
+		})
+	tok, err := cfg.Exchange(ctx, redirect.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("Exchange: %v (redirect %s)", err, redirect)
+	}
+	if tok.Extra("patient") != pid || tok.Extra("encounter") != older || tok.Extra("scope") != "launch/patient launch/encounter patient/Encounter.rs" {
+		t.Errorf("token: patient %v encounter %v scope %v, want %s, %s", tok.Extra("patient"), tok.Extra("encounter"), tok.Extra("scope"), pid, older)
+	}
+	fc, _ := json.Marshal(tok.Extra("fhirContext"))
+	if want := `[{"reference":"Encounter/` + older + `"}]`; string(fc) != want {
+		t.Errorf("fhirContext = %s, want %s", fc, want)
+	}
+	if in := e.introspect(c["client_id"], c["client_secret"], tok.AccessToken); in["active"] != true || in["encounter"] != older || in["patient"] != pid {
+		t.Errorf("introspect = %v", in)
+	}
 }

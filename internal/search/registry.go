@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -132,7 +133,11 @@ func NewRegistry(cfg Config) (*Registry, error) {
 			return nil, err
 		}
 	}
-	for t, params := range spec.Compartment("Patient") {
+	// In a fixed order: the fingerprint must not change between starts,
+	// or every start re-indexes everything.
+	comp := spec.Compartment("Patient")
+	for _, t := range slices.Sorted(maps.Keys(comp)) {
+		params := comp[t]
 		r.compartment[t] = slices.Clone(params)
 		h.Write([]byte(t + ":" + strings.Join(params, ",") + ";"))
 	}

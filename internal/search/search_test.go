@@ -274,3 +274,21 @@ func BenchmarkIndex(b *testing.B) {
 		})
 	}
 }
+
+// TestFingerprintIsStable: the fingerprint decides whether a start
+// re-indexes everything, so it must be the same for the same parameters.
+func TestFingerprintIsStable(t *testing.T) {
+	first, err := NewRegistry(Config{Base: "http://example.org/fhir"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		r, err := NewRegistry(Config{Base: "http://example.org/fhir"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Fingerprint() != first.Fingerprint() {
+			t.Fatalf("fingerprint %s, then %s, for the same parameter set", first.Fingerprint(), r.Fingerprint())
+		}
+	}
+}

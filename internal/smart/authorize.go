@@ -440,9 +440,10 @@ func (s *Server) checkLogin(ctx context.Context, username, password, addr string
 
 // scopeChoice is one checkbox of the consent page.
 type scopeChoice struct {
-	Value string
-	Text  string
-	Subs  []scopeChoice
+	Value   string
+	Text    string
+	Checked bool
+	Subs    []scopeChoice
 }
 
 // categories are the sub-scopes a user may grant instead of a whole
@@ -487,16 +488,32 @@ func (s *Server) offer(c *Client, u *User, req *authRequest) (access.Set, []stri
 		case sc.Word == "launch/patient":
 			return req.EHRLaunch && req.LaunchPatient != "" || !req.EHRLaunch && len(patients) > 0
 		case sc.Word == "launch/encounter":
-			return req.EHRLaunch && req.LaunchEncounter != ""
+			return req.EHRLaunch && req.LaunchEncounter != "" || !req.EHRLaunch && s.cfg.Encounters != nil && len(patients) > 0
 		case sc.Word == "fhirUser":
 			return u.FHIRUser != ""
 		}
 		return true
 	})
+	// A standalone encounter is picked among the selected patient's, so
+	// launch/encounter comes only with launch/patient.
+	if !req.EHRLaunch && !set.Has("launch/patient") {
+		set = withoutWord(set, "launch/encounter")
+	}
 	if !set.Has("launch/patient") || req.EHRLaunch {
 		patients = nil
 	}
 	return set, patients, nil
+}
+
+// withoutWord is set without the scope word (launch/encounter and the like).
+func withoutWord(set access.Set, word string) access.Set {
+	return set.Filter(func(sc access.Scope) bool { return sc.Kind != access.Other || sc.Word != word })
+}
+
+// standaloneEncounter says whether a consent for req with scopes set needs
+// the encounter picker: a standalone launch granting launch/encounter.
+func standaloneEncounter(req *authRequest, set access.Set) bool {
+	return !req.EHRLaunch && set.Has("launch/encounter")
 }
 
 // userPatients is whose records a user may open: a patient their own, a
@@ -599,31 +616,82 @@ func (s *Server) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
+	v := consentView{Scopes: scopeChoices(set, nil)}
+	if len(patients) > 1 {
+		v.Patients = patients
+	}
+	if standaloneEncounter(sess.Req, set) {
+		v.AskEncounter = true
+		if len(patients) == 1 {
+			encs, err := s.cfg.Encounters.PatientEncounters(r.Context(), patients[0], encounterPickerLimit)
+			if err != nil {
+				s.internalError(w, r, fmt.Errorf("encounters of the patient: %w", err))
+				return
+			}
+			v.Encounters = encounterOptions(encs)
+		} else {
+			v.EncounterLater = true
+		}
+	}
+	s.renderConsent(w, r, http.StatusOK, sess, c, u, set, v)
+}
+
+// consentView is what the consent page shows besides the client and user.
+type consentView struct {
+	Scopes []scopeChoice
+	// Patients are the radio choices of the patient picker (two or more).
+	Patients []string
+	// Patient is a patient already chosen on an earlier step, carried in
+	// a hidden input (and checked again when posted).
+	Patient string
+	// AskEncounter is set for a standalone launch granting
+	// launch/encounter. Encounters are then the picker's choices; empty,
+	// they mean the patient has none, unless EncounterLater says that the
+	// patient is still to be chosen.
+	AskEncounter   bool
+	Encounters     []encounterOption
+	EncounterLater bool
+	Error          string
+}
+
+// scopeChoices are the checkboxes for set. With ticked nil, every scope
+// starts ticked and every category sub-scope clear; otherwise exactly the
+// ticked values are.
+func scopeChoices(set access.Set, ticked []string) []scopeChoice {
+	checked := func(v string, def bool) bool {
+		if ticked == nil {
+			return def
+		}
+		return slices.Contains(ticked, v)
+	}
 	var choices []scopeChoice
 	for _, sc := range set {
 		ch := scopeChoice{Value: sc.String(), Text: describe(sc)}
+		ch.Checked = checked(ch.Value, true)
 		if sc.Kind == access.Clinical && len(sc.Params) == 0 && sc.Perms&access.Read != 0 {
 			for _, cat := range categories[sc.Type] {
 				sub := sc
 				sub.V1 = false
 				sub.Params = []access.Param{{Name: "category", Value: cat[0]}}
-				ch.Subs = append(ch.Subs, scopeChoice{Value: sub.String(), Text: cat[1]})
+				ch.Subs = append(ch.Subs, scopeChoice{Value: sub.String(), Text: cat[1], Checked: checked(sub.String(), false)})
 			}
 		}
 		choices = append(choices, ch)
 	}
-	if len(patients) < 2 {
-		patients = nil
-	}
-	data := map[string]any{"ClientName": c.Name, "Username": u.Username, "CSRF": sess.CSRF, "Scopes": choices,
-		"Offline": set.Has("offline_access"), "Patients": patients}
+	return choices
+}
+
+func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, status int, sess *session, c *Client, u *User, set access.Set, v consentView) {
+	data := map[string]any{"ClientName": c.Name, "Username": u.Username, "CSRF": sess.CSRF, "Scopes": v.Scopes,
+		"Offline": set.Has("offline_access"), "Patients": v.Patients, "Patient": v.Patient,
+		"AskEncounter": v.AskEncounter, "Encounters": v.Encounters, "EncounterLater": v.EncounterLater, "Error": v.Error}
 	// The consent form's answer is a 302 to the app, which browsers check
 	// against form-action.
 	var formAction []string
 	if src, ok := web.FormActionSource(sess.Req.RedirectURI); ok {
 		formAction = append(formAction, src)
 	}
-	if err := web.Render(w, http.StatusOK, "consent", data, formAction...); err != nil {
+	if err := web.Render(w, status, "consent", data, formAction...); err != nil {
 		s.logger(r.Context()).ErrorContext(r.Context(), "rendering consent", "err", err)
 	}
 }
@@ -642,13 +710,23 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := sess.Req
-	sess.Req = nil
-	if err := s.saveSession(ctx, w, sess, false); err != nil {
-		s.internalError(w, r, err)
-		return
+	// end forgets the request before it is answered, so that the form
+	// cannot be posted twice for a second code.
+	end := func() bool {
+		sess.Req = nil
+		if err := s.saveSession(ctx, w, sess, false); err != nil {
+			s.internalError(w, r, err)
+			return false
+		}
+		return true
+	}
+	deny := func(desc string) {
+		if end() {
+			redirectError(w, r, req.RedirectURI, req.State, "access_denied", desc)
+		}
 	}
 	if form.Get("decision") != "allow" {
-		redirectError(w, r, req.RedirectURI, req.State, "access_denied", "the user denied access")
+		deny("the user denied access")
 		return
 	}
 	offered, patients, err := s.offer(c, u, req)
@@ -665,8 +743,11 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		ticked = append(ticked, sc)
 	}
 	granted := ticked.Intersect(offered)
+	if !req.EHRLaunch && !granted.Has("launch/patient") {
+		granted = withoutWord(granted, "launch/encounter")
+	}
 	if len(granted) == 0 {
-		redirectError(w, r, req.RedirectURI, req.State, "access_denied", "no permission was granted")
+		deny("no permission was granted")
 		return
 	}
 	g := &Grant{ClientID: c.ID, Username: u.Username, FHIRUser: u.FHIRUser, Nonce: req.Nonce, Created: s.now()}
@@ -679,9 +760,42 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		case slices.Contains(patients, form.Get("patient")):
 			g.Patient = form.Get("patient")
 		default:
-			redirectError(w, r, req.RedirectURI, req.State, "access_denied", "no patient was chosen")
+			deny("no patient was chosen")
 			return
 		}
+	}
+	if standaloneEncounter(req, granted) {
+		// The choices are listed again rather than taken from the form or
+		// the session: only an encounter of this patient that the picker
+		// would offer now can be chosen.
+		encs, err := s.cfg.Encounters.PatientEncounters(ctx, g.Patient, encounterPickerLimit)
+		if err != nil {
+			s.internalError(w, r, fmt.Errorf("encounters of the patient: %w", err))
+			return
+		}
+		chosen := form.Get("encounter")
+		if len(encs) > 0 && encounterIndex(encs, chosen) < 0 {
+			// The patient was just chosen (or no encounter was): show the
+			// picker for that patient, keeping the user's other answers.
+			// The request stays in the session for the next post.
+			v := consentView{Scopes: scopeChoices(offered, form["scope"]), AskEncounter: true, Encounters: encounterOptions(encs)}
+			if len(patients) > 1 {
+				v.Patient = g.Patient
+			}
+			status := http.StatusOK
+			if chosen != "" {
+				v.Error = "The visit you chose is not one of this patient's visits listed below. Choose one of them."
+				status = http.StatusBadRequest
+			}
+			s.renderConsent(w, r, status, sess, c, u, offered, v)
+			return
+		}
+		if len(encs) > 0 {
+			g.Encounter = chosen
+		}
+	}
+	if !end() {
+		return
 	}
 	g.Scopes = granted.String()
 	if g.ID, err = s.newID(); err != nil {

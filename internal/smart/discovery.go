@@ -3,12 +3,12 @@ package smart
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 )
 
 // capabilities are the SMART App Launch 2.2 §"Capability Sets" this server
-// offers. context-standalone-encounter is not among them: a standalone
-// launch has no encounter picker, so launch/encounter is only granted with
-// an EHR launch that names one.
+// always offers. context-standalone-encounter is added when an
+// EncounterFinder is configured: the standalone encounter picker needs it.
 var capabilities = []string{
 	"launch-ehr", "launch-standalone", "authorize-post",
 	"client-public", "client-confidential-symmetric", "client-confidential-asymmetric",
@@ -25,6 +25,14 @@ var scopesSupported = []string{
 	"offline_access", "online_access",
 	"patient/*.cruds", "user/*.cruds", "system/*.cruds",
 	"patient/*.read", "patient/*.write", "user/*.read", "user/*.write", "system/*.read", "system/*.write",
+}
+
+func (s *Server) capabilities() []string {
+	if s.cfg.Encounters == nil {
+		return capabilities
+	}
+	i := slices.Index(capabilities, "context-standalone-patient") + 1
+	return slices.Insert(slices.Clone(capabilities), i, "context-standalone-encounter")
 }
 
 // SMARTConfiguration is the document of SMART App Launch 2.2
@@ -46,7 +54,7 @@ func (s *Server) SMARTConfiguration() map[string]any {
 		"token_endpoint_auth_signing_alg_values_supported": []string{"RS384", "ES384"},
 		"scopes_supported":         scopesSupported,
 		"response_types_supported": []string{"code"},
-		"capabilities":             capabilities,
+		"capabilities":             s.capabilities(),
 	}
 }
 

@@ -32,6 +32,10 @@ type Config struct {
 	// (management_endpoint); default Issuer + "/portal".
 	ManagementURL string
 	Store         Store
+	// Encounters lists a patient's encounters for the encounter picker of
+	// a standalone launch; nil turns that picker (and the
+	// context-standalone-encounter capability) off.
+	Encounters EncounterFinder
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Rand is the source of every token, secret, salt and key; default

@@ -64,6 +64,9 @@ func Open(ctx context.Context, url string, cfg sqlstore.Config) (*sqlstore.DB, e
 		UniqueViolation: func(err error) bool { return sqlState(err) == uniqueViolation },
 		Attempts:        5,
 		Backoff:         10 * time.Millisecond,
+		// Autovacuum analyzes on its own schedule; after a bulk load the
+		// importer does not wait for it.
+		Analyze: []string{"ANALYZE"},
 	}
 	return sqlstore.New(&driver{pool: pool}, d, cfg), nil
 }

@@ -102,6 +102,10 @@ func Open(ctx context.Context, path string, cfg sqlstore.Config) (*sqlstore.DB, 
 		Attempts:    3,
 		Backoff:     50 * time.Millisecond,
 		GroupCommit: true,
+		// A bounded sample per index keeps ANALYZE to a fraction of a
+		// second on millions of rows; the plans need proportions, not
+		// exact counts.
+		Analyze: []string{"PRAGMA analysis_limit = 1000", "ANALYZE"},
 	}
 	return sqlstore.New(&driver{reader: reader, writer: writer}, d, cfg), nil
 }

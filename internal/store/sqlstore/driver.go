@@ -83,6 +83,9 @@ type Dialect struct {
 	// one transaction, each in a savepoint (see group.go). It suits a
 	// database with a single writer, where units wait for each other anyway.
 	GroupCommit bool
+	// Analyze are the statements that refresh the planner's statistics
+	// (see DB.Analyze).
+	Analyze []string
 }
 
 // rebinder rewrites "?" placeholders once per distinct query text.

@@ -61,7 +61,7 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 	b.args = append(b.args, q.Type, false)
 	if len(q.Where) > 0 {
 		b.sb.WriteString(" AND ")
-		if err := b.expr("r", q.Where); err != nil {
+		if err := b.topAnd("r", q.Where); err != nil {
 			return nil, err
 		}
 	}
@@ -319,6 +319,77 @@ func (b *sqlBuilder) join(sep string, n int, f func(i int) error) error {
 			b.sb.WriteString(sep)
 		}
 		if err := f(i); err != nil {
+			return err
+		}
+	}
+	b.sb.WriteString(")")
+	return nil
+}
+
+// topAnd renders the conditions of a query. One of them drives the query:
+// rendered as rid IN (subquery), the database starts from its index
+// (type, param, value) and fetches resources by rid. Every other index
+// condition is rendered as a correlated EXISTS, a probe by rid of the few
+// index rows of each candidate. Were they all IN subqueries, the database
+// would build every list in full, and "category=laboratory" lists most of
+// the Observations of the server to keep the few of one patient.
+func (b *sqlBuilder) topAnd(res string, and search.And) error {
+	drive, best := -1, len(driveRanks)
+	for i, e := range and {
+		if r := driveRank(e); r < best {
+			drive, best = i, r
+		}
+	}
+	return b.join(" AND ", len(and), func(i int) error {
+		if e, ok := and[i].(search.Exists); ok && i != drive {
+			return b.existsProbe(res, e)
+		}
+		return b.expr(res, and[i])
+	})
+}
+
+// driveRanks orders the tables by how few rows one value is likely to
+// match: a reference or compartment names one resource; a token code is
+// often specific but can be broad (status=final); dates, numbers and
+// quantities are ranges.
+var driveRanks = map[search.Table]int{
+	search.ReferenceTable: 1,
+	search.TokenTable:     2,
+	search.StringTable:    3,
+	search.URITable:       3,
+	search.DateTable:      4,
+	search.QuantityTable:  4,
+	search.NumberTable:    4,
+}
+
+// driveRank ranks a condition as the driver of a query, lower is better;
+// len(driveRanks) for one that cannot drive (a negation, :missing, an OR
+// of several kinds).
+func driveRank(e search.Expr) int {
+	switch e := e.(type) {
+	case search.Compartment:
+		return 0
+	case search.Exists:
+		if r, ok := driveRanks[e.Table]; ok && e.Where != nil {
+			return r
+		}
+	}
+	return len(driveRanks)
+}
+
+// existsProbe renders an index condition as a correlated EXISTS: a lookup
+// of the candidate's own index rows by rid.
+func (b *sqlBuilder) existsProbe(res string, e search.Exists) error {
+	name, ok := tableNames[e.Table]
+	if !ok {
+		return fmt.Errorf("unknown table %d", e.Table)
+	}
+	a := b.newAlias("i")
+	fmt.Fprintf(&b.sb, "EXISTS (SELECT 1 FROM %s %s WHERE %s.rid = %s.rid AND %s.type = ? AND %s.param = ?", name, a, a, res, a, a)
+	b.args = append(b.args, b.types[res], e.Param)
+	if e.Where != nil {
+		b.sb.WriteString(" AND ")
+		if err := b.exprIn(res, e.Table, a, e.Where); err != nil {
 			return err
 		}
 	}
