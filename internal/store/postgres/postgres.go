@@ -39,6 +39,16 @@ func Open(ctx context.Context, url string, cfg sqlstore.Config) (*sqlstore.DB, e
 		// The URL may hold a password: do not echo it.
 		return nil, errors.New("postgres.Open: cannot parse the database URL")
 	}
+	// pgx prepares and caches every statement, and after five runs
+	// PostgreSQL may switch a prepared statement to a generic plan, made
+	// without the parameter values. For a search that is ruinous: the
+	// generic plan of Observation?patient=X&category=laboratory cannot know
+	// that the patient is selective and the category is not, and runs in
+	// seconds instead of milliseconds. Plan each run for its values. A
+	// setting given in the URL wins.
+	if _, ok := pc.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok {
+		pc.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("postgres.Open: %w", err)
