@@ -15,32 +15,8 @@ import (
 	"testing"
 
 	"smartfhir/internal/search"
+	"smartfhir/internal/testenv"
 )
-
-// sharedData returns ../shared/data relative to the module root, skipping
-// the test when it is absent (a clone elsewhere).
-func sharedData(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	data := filepath.Join(dir, "..", "shared", "data")
-	if _, err := os.Stat(data); err != nil {
-		t.Skipf("shared data not found at %s: %v", data, err)
-	}
-	return data
-}
 
 func TestImportCommandErrors(t *testing.T) {
 	dir := t.TempDir()
@@ -163,7 +139,7 @@ func typeOf(raw json.RawMessage) string {
 }
 
 func TestImportInferno(t *testing.T) {
-	dir := filepath.Join(sharedData(t), "inferno-us-core", "resources")
+	dir := filepath.Join(testenv.SharedData(t), "inferno-us-core", "resources")
 	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	// What the files hold, counted independently of the importer.
 	want := map[string]int{}
@@ -223,7 +199,7 @@ func TestImportInferno(t *testing.T) {
 // files and a few patients, then checks that every conditional reference
 // was resolved to a resource that exists.
 func TestImportSyntheaConditionalReferences(t *testing.T) {
-	dir := filepath.Join(sharedData(t), "synthea-120")
+	dir := filepath.Join(testenv.SharedData(t), "synthea-120")
 	shared, _ := filepath.Glob(filepath.Join(dir, "0-*.json.bz2"))
 	patients := []string{
 		filepath.Join(dir, "8a4c9c04-1524-9f1c-d65b-9b17e4520fef.json.bz2"),
@@ -304,7 +280,7 @@ func slicesClone(s []string) []string { return append([]string(nil), s...) }
 // index rows were built with, so the next start does not re-index
 // everything it wrote.
 func TestImportLeavesIndexesCurrent(t *testing.T) {
-	file := filepath.Join(sharedData(t), "inferno-us-core", "resources", "uscore_bundle_patient_85.json")
+	file := filepath.Join(testenv.SharedData(t), "inferno-us-core", "resources", "uscore_bundle_patient_85.json")
 	dir := t.TempDir()
 	var out, errb bytes.Buffer
 	if err := run(context.Background(), []string{"import", "--data-dir", dir, file}, &out, &errb); err != nil {

@@ -14,33 +14,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"smartfhir/internal/testenv"
 )
 
 // Tests against the official FHIR packages in ../shared/data (see its
 // README). They skip when the data is absent, as on a fresh clone.
-
-func dataDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("no go.mod above the test directory: cannot find ../shared/data")
-		}
-		dir = parent
-	}
-	data := filepath.Join(dir, "..", "shared", "data")
-	if _, err := os.Stat(data); err != nil {
-		t.Skipf("reference data not found at %s: %v", data, err)
-	}
-	return data
-}
 
 // readTgz returns the files of an npm-style FHIR package whose names keep
 // accepts, by name.
@@ -124,7 +103,7 @@ var (
 
 func coreSearchParams(t testing.TB) []searchParam {
 	t.Helper()
-	path := filepath.Join(dataDir(t), "fhir", "hl7.fhir.r4.core-4.0.1.tgz")
+	path := filepath.Join(testenv.SharedData(t), "fhir", "hl7.fhir.r4.core-4.0.1.tgz")
 	coreOnce.Do(func() { coreParams = loadSearchParams(t, path) })
 	if len(coreParams) == 0 {
 		t.Fatalf("no SearchParameters in %s", path)
@@ -138,7 +117,7 @@ func coreSearchParams(t testing.TB) []searchParam {
 var uncompilable = map[string]string{}
 
 func TestCompileEverySearchParameter(t *testing.T) {
-	data := dataDir(t)
+	data := testenv.SharedData(t)
 	for _, pkg := range []string{
 		filepath.Join("fhir", "hl7.fhir.r4.core-4.0.1.tgz"),
 		filepath.Join("us-core", "hl7.fhir.us.core-6.1.0.tgz"),
@@ -196,7 +175,7 @@ var definitionPrefixes = []string{
 
 func officialExamples(t testing.TB) []example {
 	t.Helper()
-	path := filepath.Join(dataDir(t), "fhir", "hl7.fhir.r4.examples-4.0.1.tgz")
+	path := filepath.Join(testenv.SharedData(t), "fhir", "hl7.fhir.r4.examples-4.0.1.tgz")
 	examplesOnce.Do(func() {
 		files := readTgz(t, path, func(name string) bool {
 			if !strings.HasSuffix(name, ".json") || name == "package/package.json" || strings.Count(name, "/") != 1 {
@@ -266,7 +245,7 @@ func TestSearchParametersOnExamples(t *testing.T) {
 		}
 	})
 	t.Run("US Core 6.1.0 on its examples", func(t *testing.T) {
-		pkg := filepath.Join(dataDir(t), "us-core", "hl7.fhir.us.core-6.1.0.tgz")
+		pkg := filepath.Join(testenv.SharedData(t), "us-core", "hl7.fhir.us.core-6.1.0.tgz")
 		files := readTgz(t, pkg, func(n string) bool {
 			return strings.HasPrefix(n, "package/example/") && strings.HasSuffix(n, ".json")
 		})
@@ -437,7 +416,7 @@ func TestSearchParameterValues(t *testing.T) {
 }
 
 func TestUSCoreExtensions(t *testing.T) {
-	data := dataDir(t)
+	data := testenv.SharedData(t)
 	pkg := filepath.Join(data, "us-core", "hl7.fhir.us.core-6.1.0.tgz")
 	params := loadSearchParams(t, pkg)
 	files := readTgz(t, pkg, func(n string) bool { return n == "package/example/Patient-example.json" })

@@ -10,37 +10,14 @@ import (
 	"testing"
 
 	"smartfhir/internal/rest"
+	"smartfhir/internal/testenv"
 )
-
-// sharedData finds ../shared/data beside the module root, or skips.
-func sharedData(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	data := filepath.Join(dir, "..", "shared", "data")
-	if _, err := os.Stat(data); err != nil {
-		t.Skipf("reference data not found at %s: %v", data, err)
-	}
-	return data
-}
 
 // TestInfernoTransactions loads the ONC test kit's patient Bundles (PUT for
 // the Patient, POST with urn:uuid: fullUrls for the rest) as transactions
 // and checks that every reference between entries was resolved.
 func TestInfernoTransactions(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join(sharedData(t), "inferno-us-core", "resources", "uscore_bundle_patient_*.json"))
+	files, _ := filepath.Glob(filepath.Join(testenv.SharedData(t), "inferno-us-core", "resources", "uscore_bundle_patient_*.json"))
 	if len(files) == 0 {
 		t.Skip("no inferno-us-core bundles in the reference data")
 	}

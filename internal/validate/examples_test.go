@@ -12,31 +12,13 @@ import (
 	"testing"
 
 	"smartfhir/internal/fhir"
+	"smartfhir/internal/testenv"
 )
 
 // example is one resource of the official R4 examples package.
 type example struct {
 	name string // file name inside the package
 	raw  []byte
-}
-
-// dataDir finds ../shared/data beside the module root.
-func dataDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "data")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test's working directory")
-		}
-		dir = parent
-	}
 }
 
 var (
@@ -49,7 +31,7 @@ var (
 // straight from the archive, once per test binary.
 func examples(t testing.TB) []example {
 	t.Helper()
-	path := filepath.Join(dataDir(t), "fhir", "hl7.fhir.r4.examples-4.0.1.tgz")
+	path := filepath.Join(testenv.SharedData(t), "fhir", "hl7.fhir.r4.examples-4.0.1.tgz")
 	if _, err := os.Stat(path); err != nil {
 		t.Skipf("R4 examples package not found (%v): these tests need ../shared/data beside the module root", err)
 	}
