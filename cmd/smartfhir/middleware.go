@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"strings"
@@ -45,8 +46,10 @@ func (m *Main) middleware(next http.Handler) http.Handler {
 					rec.Write(fhir.ErrorOutcome(fhir.Errorf(fhir.Internal, "panic")))
 				}
 			}
-			reqctx.Logger(ctx).Info("request", "method", r.Method, "path", r.URL.Path,
-				"status", rec.code(), "bytes", rec.bytes, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+			if m.logger.Enabled(ctx, slog.LevelInfo) {
+				reqctx.Logger(ctx).Info("request", "method", r.Method, "path", r.URL.Path,
+					"status", rec.code(), "bytes", rec.bytes, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+			}
 		}()
 		next.ServeHTTP(rec, r)
 	})
