@@ -22,15 +22,27 @@ run_backend() {
 	local pid=$!
 	trap 'kill $pid 2>/dev/null || true' RETURN
 	for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+	# The FHIR API needs a bearer token: a backend client with full access,
+	# by client_credentials (5 minutes; one per scenario).
+	local creds id secret
+	creds=$("$bin" clients add --name bench --type confidential-symmetric --scopes "system/*.cruds" --approve --json \
+		--data-dir "$dir" --base-url "http://127.0.0.1:$port" "$@" | tr -d '\n')
+	id=$(sed -E 's/.*"client_id": *"([^"]+)".*/\1/' <<<"$creds")
+	secret=$(sed -E 's/.*"client_secret": *"([^"]+)".*/\1/' <<<"$creds")
+	token() {
+		curl -sf -u "$id:$secret" -d grant_type=client_credentials -d 'scope=system/*.cruds' \
+			"http://127.0.0.1:$port/oauth/token" | sed -E 's/.*"access_token": *"([^"]+)".*/\1/'
+	}
 	echo "## $name"
 	for s in ${scenarios[@]}; do
-		"${bin%/*}/loadgen" -base "http://127.0.0.1:$port/fhir" -scenario "$s" -c "$conns" -d "$duration"
+		"${bin%/*}/loadgen" -base "http://127.0.0.1:$port/fhir" -scenario "$s" -c "$conns" -d "$duration" -token "$(token)"
 	done
 	if command -v wrk >/dev/null && [[ " ${scenarios[*]} " == *" read "* ]]; then
-		id=$(curl -sf -X POST -H 'Content-Type: application/fhir+json' \
+		local tok; tok=$(token)
+		id=$(curl -sf -X POST -H 'Content-Type: application/fhir+json' -H "Authorization: Bearer $tok" \
 			--data '{"resourceType":"Patient","name":[{"family":"Wrk"}]}' "http://127.0.0.1:$port/fhir/Patient" | sed -E 's/.*"id":"([^"]+)".*/\1/')
 		echo "wrk read (c=$conns, 2 threads):"
-		wrk -t2 -c"$conns" -d"$duration" --latency "http://127.0.0.1:$port/fhir/Patient/$id" | grep -E 'Requests/sec|50%|99%'
+		wrk -t2 -c"$conns" -d"$duration" --latency -H "Authorization: Bearer $tok" "http://127.0.0.1:$port/fhir/Patient/$id" | grep -E 'Requests/sec|50%|99%'
 	fi
 	kill $pid; wait $pid 2>/dev/null || true
 	rm -rf "$dir"

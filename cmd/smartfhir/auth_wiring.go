@@ -8,9 +8,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 
+	"smartfhir/internal/access"
 	"smartfhir/internal/fhir"
+	"smartfhir/internal/rest"
 	"smartfhir/internal/search"
 	"smartfhir/internal/smart"
 	"smartfhir/internal/store"
@@ -138,4 +142,34 @@ func encounterChoice(v *store.Version) (smart.EncounterChoice, error) {
 		}
 	}
 	return c, nil
+}
+
+// fhirAuth adapts the authorization server's bearer check to
+// rest.Authenticator: the token's grant becomes the access policy of the
+// request.
+type fhirAuth struct{ srv *smart.Server }
+
+var _ rest.Authenticator = fhirAuth{}
+
+// Authenticate checks bearer (smart.Server.Authenticate, cached for
+// --token-cache-ttl) and compiles its policy. user/ scopes reach the
+// user's patients: a patient user's own record and those they act for, a
+// practitioner's assigned patients (the user's --patients list).
+func (f fhirAuth) Authenticate(ctx context.Context, bearer string) (*access.Policy, error) {
+	info, err := f.srv.Authenticate(ctx, bearer)
+	if errors.Is(err, smart.ErrInvalidToken) {
+		return nil, access.ErrInvalidToken
+	}
+	if err != nil {
+		return nil, err
+	}
+	g := access.Grant{Scopes: info.Scopes, Patient: info.Patient}
+	switch info.Role {
+	case smart.RolePatient, smart.RoleRelatedPerson, smart.RolePractitioner:
+		g.UserPatients = slices.Clone(info.UserPatients)
+		if own, ok := strings.CutPrefix(info.FHIRUser, "Patient/"); ok && info.Role == smart.RolePatient {
+			g.UserPatients = append(g.UserPatients, own)
+		}
+	}
+	return access.NewPolicy(g), nil
 }

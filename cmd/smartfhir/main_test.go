@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -48,7 +49,14 @@ func startServer(t *testing.T, extraArgs ...string) *testServer {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	return &testServer{Main: m, BaseURL: m.BaseURL, DataDir: dir, DB: m.DB.DB, logs: logs}
+	s := &testServer{Main: m, BaseURL: m.BaseURL, DataDir: dir, DB: m.DB.DB, logs: logs}
+	// Requests of the test to /fhir carry a token of this server with full
+	// access (see TestMain).
+	ts := s.backendClient(t, "system/*.cruds").TokenSource(context.Background())
+	if tt, ok := http.DefaultTransport.(*tokenTransport); ok {
+		t.Cleanup(tt.serve(s.BaseURL, ts))
+	}
+	return s
 }
 
 // backend is a database a test can run the server on.

@@ -221,6 +221,7 @@ func (m *Main) handler() (http.Handler, error) {
 		Observe:       metrics.observe,
 		Software:      struct{ Name, Version string }{"smartfhir", version},
 		Security:      auth.CapabilitySecurity(),
+		Auth:          fhirAuth{auth},
 	})
 	mux.Handle("/fhir/", cors(api))
 	mux.Handle("/fhir", cors(api)) // POST /fhir is batch/transaction

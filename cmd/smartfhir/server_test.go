@@ -128,8 +128,12 @@ func TestRestartKeepsData(t *testing.T) {
 		return m
 	}
 	m := start()
-	res, err := http.Post(m.BaseURL+"/fhir/Patient", "application/fhir+json",
-		bytes.NewReader([]byte(`{"resourceType":"Patient","gender":"other"}`)))
+	// The token is stored in the database too: it works after the restart.
+	token := (&testServer{Main: m, BaseURL: m.BaseURL, DataDir: dir}).systemToken(t, "system/*.cruds")
+	req, _ := http.NewRequest(http.MethodPost, m.BaseURL+"/fhir/Patient", bytes.NewReader([]byte(`{"resourceType":"Patient","gender":"other"}`)))
+	req.Header.Set("Content-Type", "application/fhir+json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := rawClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +151,9 @@ func TestRestartKeepsData(t *testing.T) {
 	}
 	m2 := start()
 	defer m2.Close()
-	res, err = http.Get(m2.BaseURL + path)
+	req, _ = http.NewRequest(http.MethodGet, m2.BaseURL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err = rawClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,10 @@ type Config struct {
 	// Security, when set, is the CapabilityStatement's rest.security
 	// element (for SMART, the oauth-uris extension and service coding).
 	Security json.RawMessage
+	// Auth, when set, checks the bearer token of every request but GET
+	// [base]/metadata, and the access policy it answers governs the
+	// request. Without it the API is open (tests, tools).
+	Auth Authenticator
 }
 
 // API is the FHIR REST API. It is an http.Handler mounted at the path of
@@ -155,6 +159,11 @@ func (a *API) serve(c *call) (interaction string, err error) {
 	path, ok := strings.CutPrefix(c.r.URL.Path, a.prefix)
 	if !ok {
 		return iUnknown, fhir.Errorf(fhir.NotFound, "no FHIR endpoint at %s", c.r.URL.Path)
+	}
+	if a.cfg.Auth != nil && strings.Trim(path, "/") != "metadata" {
+		if err := a.authenticate(c); err != nil {
+			return iUnknown, err
+		}
 	}
 	c.route, err = a.parseRoute(path)
 	if err != nil {

@@ -84,6 +84,9 @@ func (a *API) match(ctx context.Context, tx store.Tx, typ, rawQuery string, limi
 		return nil, err
 	}
 	q.Count = limit
+	if err := a.restrict(ctx, q); err != nil {
+		return nil, err
+	}
 	res, err := tx.Search(ctx, q)
 	if err != nil {
 		return nil, err

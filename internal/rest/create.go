@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"smartfhir/internal/access"
 	"smartfhir/internal/store"
 )
 
@@ -46,6 +47,9 @@ func (a *API) doCreate(ctx context.Context, tx store.Tx, typ, id string, body *p
 	if _, err := checkType(body, typ); err != nil {
 		return nil, false, err
 	}
+	if err := allow(ctx, typ, access.Create); err != nil {
+		return nil, false, err
+	}
 	if ifNoneExist != "" {
 		existing, err := a.conditionalCreateMatch(ctx, tx, typ, ifNoneExist)
 		if err != nil || existing != nil {
@@ -54,6 +58,9 @@ func (a *API) doCreate(ctx context.Context, tx store.Tx, typ, id string, body *p
 	}
 	v = &store.Version{Type: typ, ID: id, VersionID: 1, LastUpdated: tx.Now(), Method: http.MethodPost}
 	if err := a.stampAndValidate(body, v); err != nil {
+		return nil, false, err
+	}
+	if err := a.checkWritable(ctx, v, v.Index, access.Create); err != nil {
 		return nil, false, err
 	}
 	if err := tx.Put(ctx, v); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"smartfhir/internal/access"
 	"smartfhir/internal/bundle"
 	"smartfhir/internal/fhir"
 	"smartfhir/internal/store"
@@ -41,15 +42,21 @@ func (a *API) delete(c *call) error {
 // doDelete returns the deletion version it stored, or nil when the resource
 // was already deleted.
 func (a *API) doDelete(ctx context.Context, tx store.Tx, typ, id string, ifMatch int64) (*store.Version, error) {
+	if err := allow(ctx, typ, access.Delete); err != nil {
+		return nil, err
+	}
 	cur, deleted, err := current(ctx, tx, typ, id)
 	if err != nil {
 		return nil, err
 	}
-	if cur == nil {
+	if cur == nil || deleted && a.restricted(ctx, typ, access.Delete) {
 		return nil, fhir.Errorf(fhir.NotFound, "%s/%s does not exist", typ, id)
 	}
 	if deleted {
 		return nil, nil
+	}
+	if err := a.checkVisible(ctx, cur, nil, access.Delete); err != nil {
+		return nil, err
 	}
 	if err := checkIfMatch(ifMatch, cur); err != nil {
 		return nil, err

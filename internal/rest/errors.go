@@ -24,6 +24,10 @@ func (a *API) writeError(c *call, err error) {
 		reqctx.Logger(c.r.Context()).Error("FHIR request failed", "method", c.r.Method, "path", c.r.URL.Path, "err", err)
 	}
 	h := c.w.Header()
+	if code == fhir.Forbidden && a.cfg.Auth != nil {
+		// RFC 6750 §3.1: the token is valid but its scopes fall short.
+		h.Set("WWW-Authenticate", `Bearer realm="`+a.cfg.Base+`", error="insufficient_scope"`)
+	}
 	h.Del("ETag")
 	h.Del("Last-Modified")
 	h.Del("Location")

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 
+	"smartfhir/internal/access"
 	"smartfhir/internal/fhir"
 	"smartfhir/internal/store"
 )
@@ -44,6 +45,9 @@ func (a *API) writeHistory(c *call, q store.HistoryQuery, path string) error {
 // It honours _since, _at and _count and ignores other parameters
 // (http.html §3.1.0.9: unknown parameters are ignored unless strict).
 func (a *API) history(ctx context.Context, q store.HistoryQuery, path string, params url.Values) ([]byte, error) {
+	if err := a.allowHistory(ctx, q); err != nil {
+		return nil, err
+	}
 	countOnly := false
 	q.Count = a.cfg.DefaultCount
 	if s := params.Get("_count"); s != "" {
@@ -127,6 +131,41 @@ type historyEntry struct {
 		ETag         string `json:"etag"`
 		LastModified string `json:"lastModified"`
 	} `json:"response"`
+}
+
+// allowHistory checks a history interaction against the request's
+// policy. The history of one resource needs read on its type and its
+// current version visible; it then shows every version. History across a
+// type or the server cannot be filtered by patient or restriction (its
+// versions' compartments are not indexed), so it needs a policy that
+// shows every resource of the type, or of every type: system/ scopes.
+func (a *API) allowHistory(ctx context.Context, q store.HistoryQuery) error {
+	switch {
+	case q.Type == "":
+		if !a.allTypes(ctx, access.Search) {
+			return fhir.Errorf(fhir.Forbidden, "the history of the whole server needs access to every resource of every type")
+		}
+	case q.ID == "":
+		if err := allow(ctx, q.Type, access.Search); err != nil {
+			return err
+		}
+		if a.restricted(ctx, q.Type, access.Search) {
+			return fhir.Errorf(fhir.Forbidden, "the history of every %s needs access to every %s", q.Type, q.Type)
+		}
+	default:
+		if err := allow(ctx, q.Type, access.Read); err != nil {
+			return err
+		}
+		if !a.restricted(ctx, q.Type, access.Read) {
+			return nil
+		}
+		v, err := a.cfg.Store.Read(ctx, q.Type, q.ID)
+		if err != nil {
+			return a.hideGone(ctx, q.Type, q.ID, err)
+		}
+		return a.checkVisible(ctx, v, nil, access.Read)
+	}
+	return nil
 }
 
 // historyEntry describes one version as Bundle.entry of a history Bundle

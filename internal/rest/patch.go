@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"smartfhir/internal/access"
 	"smartfhir/internal/fhir"
 	"smartfhir/internal/jsonpatch"
 	"smartfhir/internal/store"
@@ -35,12 +36,18 @@ func (a *API) patch(c *call) error {
 }
 
 func (a *API) doPatch(ctx context.Context, tx store.Tx, typ, id string, doc []byte, ifMatch int64) (*store.Version, error) {
-	cur, err := tx.Current(ctx, typ, id)
-	if err != nil {
+	if err := allow(ctx, typ, access.Update); err != nil {
 		return nil, err
 	}
-	if cur.Deleted {
-		return nil, fhir.Errorf(fhir.Gone, "%s/%s was deleted", typ, id)
+	cur, err := tx.Current(ctx, typ, id)
+	if err == nil && cur.Deleted {
+		err = fhir.Errorf(fhir.Gone, "%s/%s was deleted", typ, id)
+	}
+	if err != nil {
+		return nil, a.hideGone(ctx, typ, id, err)
+	}
+	if err := a.checkVisible(ctx, cur, nil, access.Update); err != nil {
+		return nil, err
 	}
 	if err := checkIfMatch(ifMatch, cur); err != nil {
 		return nil, err
@@ -63,6 +70,9 @@ func (a *API) doPatch(ctx context.Context, tx store.Tx, typ, id string, doc []by
 	}
 	v := &store.Version{Type: typ, ID: id, VersionID: cur.VersionID + 1, LastUpdated: tx.Now(), Method: http.MethodPatch}
 	if err := a.stampAndValidate(newPayload(out), v); err != nil {
+		return nil, err
+	}
+	if err := a.checkWritable(ctx, v, v.Index, access.Update); err != nil {
 		return nil, err
 	}
 	if err := put(ctx, tx, v, ifMatch); err != nil {

@@ -1,12 +1,14 @@
 package rest
 
 import (
+	"context"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
 	"strings"
 
+	"smartfhir/internal/access"
 	"smartfhir/internal/fhir"
 	"smartfhir/internal/search"
 )
@@ -33,12 +35,19 @@ func (a *API) searchType(c *call) error {
 			params[k] = append(params[k], v...)
 		}
 	}
+	ctx := c.r.Context()
+	if err := allow(ctx, c.typ, access.Search); err != nil {
+		return err
+	}
 	q, issues, err := a.cfg.Search.Parse(c.typ, params, preferStrict(c.r))
 	if err != nil {
 		return err
 	}
+	if err := a.restrict(ctx, q); err != nil {
+		return err
+	}
 	a.pageSize(q)
-	res, err := a.cfg.Store.Search(c.r.Context(), q)
+	res, err := a.cfg.Store.Search(ctx, q)
 	if err != nil {
 		return err
 	}
@@ -47,6 +56,18 @@ func (a *API) searchType(c *call) error {
 		return err
 	}
 	a.writeBody(c, http.StatusOK, b)
+	return nil
+}
+
+// restrict gives q the request's access policy (search for the matches,
+// chained and _has targets and included resources), after checking that
+// the policy's granular restrictions on q's type can be enforced.
+func (a *API) restrict(ctx context.Context, q *search.Query) error {
+	policy := policyOf(ctx)
+	if _, _, err := a.condition(policy, q.Type, access.Search); err != nil {
+		return err
+	}
+	q.Access = visibility{a: a, policy: policy, perm: access.Search}
 	return nil
 }
 

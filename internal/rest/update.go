@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"smartfhir/internal/access"
 	"smartfhir/internal/fhir"
 	"smartfhir/internal/store"
 )
@@ -59,9 +60,17 @@ func (a *API) doUpdate(ctx context.Context, tx store.Tx, typ, id string, body *p
 // is none, or the resource was deleted), whatever id the body carries: the
 // caller has checked it.
 func (a *API) updateAs(ctx context.Context, tx store.Tx, typ, id string, body *payload, ifMatch int64) (v *store.Version, created bool, err error) {
+	if err := allow(ctx, typ, access.Update); err != nil {
+		return nil, false, err
+	}
 	cur, deleted, err := current(ctx, tx, typ, id)
 	if err != nil {
 		return nil, false, err
+	}
+	if cur != nil && !deleted {
+		if err := a.checkVisible(ctx, cur, nil, access.Update); err != nil {
+			return nil, false, err
+		}
 	}
 	if err := checkIfMatch(ifMatch, cur); err != nil {
 		return nil, false, err
@@ -71,6 +80,9 @@ func (a *API) updateAs(ctx context.Context, tx store.Tx, typ, id string, body *p
 		v.VersionID = cur.VersionID + 1
 	}
 	if err := a.stampAndValidate(body, v); err != nil {
+		return nil, false, err
+	}
+	if err := a.checkWritable(ctx, v, v.Index, access.Update); err != nil {
 		return nil, false, err
 	}
 	if err := put(ctx, tx, v, ifMatch); err != nil {

@@ -191,6 +191,17 @@ type Query struct {
 	// both: they shape the rendering.
 	Summary  string
 	Elements []string
+	// Access, when set, is the access policy: the search matches, counts
+	// and includes only resources it makes visible, and chained and _has
+	// conditions see only visible resources too.
+	Access Visibility
+}
+
+// Visibility says which resources of a type a request may see: those
+// satisfying cond (all of them when cond is nil), none when ok is false.
+// Its conditions may not use Chain or Has.
+type Visibility interface {
+	Visible(resourceType string) (cond Expr, ok bool)
 }
 
 // Index is what a resource contributes to the index tables: one row per

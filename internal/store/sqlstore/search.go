@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -55,21 +56,36 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 		return nil, errors.New("the query has no page size")
 	}
 	res := &store.SearchResult{Total: -1}
-	b := &sqlBuilder{}
+	b := &sqlBuilder{access: q.Access}
 	b.setType("r", q.Type)
 	b.sb.WriteString("r.type = ? AND r.deleted = ?")
 	b.args = append(b.args, q.Type, false)
-	if len(q.Where) > 0 {
+	where := q.Where
+	if q.Access != nil {
+		// The access policy joins the query's own conditions, so that the
+		// page, its links and the total count only what may be seen.
+		cond, ok := q.Access.Visible(q.Type)
+		if !ok {
+			if q.Total != search.TotalNone {
+				res.Total = 0
+			}
+			return res, nil
+		}
+		if cond != nil {
+			where = append(slices.Clone(where), flatten(cond)...)
+		}
+	}
+	if len(where) > 0 {
 		b.sb.WriteString(" AND ")
-		if err := b.topAnd("r", q.Where); err != nil {
+		if err := b.topAnd("r", where); err != nil {
 			return nil, err
 		}
 	}
-	where, whereArgs := b.sb.String(), b.args
+	whereSQL, whereArgs := b.sb.String(), b.args
 
 	if q.Total != search.TotalNone {
 		var n int64
-		if err := qr.QueryRow(ctx, db.rb.rebind("SELECT COUNT(*) FROM resources r WHERE "+where), whereArgs, &n); err != nil {
+		if err := qr.QueryRow(ctx, db.rb.rebind("SELECT COUNT(*) FROM resources r WHERE "+whereSQL), whereArgs, &n); err != nil {
 			return nil, err
 		}
 		res.Total = int(n)
@@ -93,7 +109,7 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 		k.render(sel)
 	}
 	sel.sb.WriteString(", r.id, r.version_id, r.last_updated, v.method, v.body FROM resources r JOIN resource_versions v ON v.rid = r.rid AND v.version_id = r.version_id WHERE ")
-	sel.sb.WriteString(where)
+	sel.sb.WriteString(whereSQL)
 	sel.args = append(sel.args, whereArgs...)
 	if cur != nil {
 		sel.sb.WriteString(" AND (")
@@ -199,6 +215,35 @@ type sqlBuilder struct {
 	// types holds the resource type of each resource alias, which index
 	// lookups filter on.
 	types map[string]string
+	// access is the query's access policy: chained and _has conditions
+	// look only at resources it makes visible.
+	access search.Visibility
+}
+
+// flatten makes an And's conditions the top level's, so that the planner
+// of topAnd may pick one of them to drive the query.
+func flatten(e search.Expr) search.And {
+	if and, ok := e.(search.And); ok {
+		return and
+	}
+	return search.And{e}
+}
+
+// visible renders " AND " and the access policy's condition on the
+// resource alias res of type typ, if there is a policy.
+func (b *sqlBuilder) visible(res, typ string) error {
+	if b.access == nil {
+		return nil
+	}
+	cond, ok := b.access.Visible(typ)
+	switch {
+	case !ok:
+		b.sb.WriteString(" AND 1 = 0")
+	case cond != nil:
+		b.sb.WriteString(" AND ")
+		return b.expr(res, cond)
+	}
+	return nil
 }
 
 func (b *sqlBuilder) setType(alias, typ string) {
@@ -289,6 +334,9 @@ func (b *sqlBuilder) exprIn(res string, t search.Table, row string, e search.Exp
 		if err := b.expr(tg, e.Where); err != nil {
 			return err
 		}
+		if err := b.visible(tg, e.TargetType); err != nil {
+			return err
+		}
 		b.sb.WriteString(")")
 		return nil
 	case search.Has:
@@ -298,6 +346,9 @@ func (b *sqlBuilder) exprIn(res string, t search.Table, row string, e search.Exp
 		b.args = append(b.args, e.Type, e.Param)
 		b.setType(s, e.Type)
 		if err := b.expr(s, e.Where); err != nil {
+			return err
+		}
+		if err := b.visible(s, e.Type); err != nil {
 			return err
 		}
 		b.sb.WriteString(")")

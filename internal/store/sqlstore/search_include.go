@@ -41,7 +41,7 @@ func (db *DB) includes(ctx context.Context, qr Querier, q *search.Query, matches
 			if round == 0 && inc.Iterate {
 				src = all
 			}
-			found, err := db.include(ctx, qr, inc, src)
+			found, err := db.include(ctx, qr, q, inc, src)
 			if err != nil {
 				return nil, err
 			}
@@ -51,7 +51,7 @@ func (db *DB) includes(ctx context.Context, qr Querier, q *search.Query, matches
 			if round > 0 && !inc.Iterate {
 				continue
 			}
-			found, err := db.revinclude(ctx, qr, inc, frontier)
+			found, err := db.revinclude(ctx, qr, q, inc, frontier)
 			if err != nil {
 				return nil, err
 			}
@@ -87,7 +87,7 @@ func scanIncluded(rows Rows) ([]included, error) {
 
 // include follows the references of the resources in src of type
 // inc.Source.
-func (db *DB) include(ctx context.Context, qr Querier, inc search.Include, src []included) ([]included, error) {
+func (db *DB) include(ctx context.Context, qr Querier, q *search.Query, inc search.Include, src []included) ([]included, error) {
 	var rids []any
 	for _, it := range src {
 		if inc.Source == "*" || it.v.Type == inc.Source {
@@ -111,6 +111,22 @@ WHERE t.deleted = ? AND x.rid IN (?` + strings.Repeat(", ?", len(rids)-1) + ")")
 		sb.WriteString(" AND x.target_type = ?")
 		args = append(args, inc.Target)
 	}
+	if q.Access != nil {
+		// Only the referenced types the policy lets the request see, and of
+		// each only the resources it makes visible.
+		types := []string{inc.Target}
+		if inc.Target == "" {
+			var err error
+			if types, err = db.distinctTypes(ctx, qr, "x.target_type", includeWhere(&sb), args); err != nil {
+				return nil, err
+			}
+		}
+		var ok bool
+		var err error
+		if args, ok, err = visibleTypes(&sb, args, q.Access, types); err != nil || !ok {
+			return nil, err
+		}
+	}
 	sb.WriteString(" ORDER BY t.rid LIMIT ?")
 	args = append(args, maxIncluded)
 	rows, err := qr.Query(ctx, db.rb.rebind(sb.String()), args...)
@@ -120,9 +136,79 @@ WHERE t.deleted = ? AND x.rid IN (?` + strings.Repeat(", ?", len(rids)-1) + ")")
 	return scanIncluded(rows)
 }
 
+// distinctTypes lists the values of col (x.type or x.target_type) over the
+// reference rows a _include or _revinclude query reads (where is its WHERE
+// clause, on search_reference x and resources t).
+func (db *DB) distinctTypes(ctx context.Context, qr Querier, col, where string, args []any) ([]string, error) {
+	rows, err := qr.Query(ctx, db.rb.rebind("SELECT DISTINCT "+col+` FROM search_reference x
+JOIN resources t ON `+includeJoin(col)+" "+where), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// includeWhere is the WHERE clause of an include query built so far (its
+// SELECT list and joins are constant text without the word WHERE).
+func includeWhere(sb *strings.Builder) string {
+	s := sb.String()
+	return s[strings.Index(s, "WHERE"):]
+}
+
+// includeJoin is the join of resources t in an include (t is the target)
+// or revinclude (t is the referring resource) query.
+func includeJoin(col string) string {
+	if col == "x.target_type" {
+		return "t.type = x.target_type AND t.id = x.target_id"
+	}
+	return "t.rid = x.rid"
+}
+
+// visibleTypes appends to an include query the access policy's condition
+// on t: (t.type = ? AND cond) for each of types that the policy shows. It
+// reports false when it shows none of them.
+func visibleTypes(sb *strings.Builder, args []any, access search.Visibility, types []string) ([]any, bool, error) {
+	b := &sqlBuilder{access: access}
+	n := 0
+	for _, typ := range types {
+		cond, ok := access.Visible(typ)
+		if !ok || typ == "" {
+			continue
+		}
+		if n > 0 {
+			b.sb.WriteString(" OR ")
+		}
+		n++
+		b.sb.WriteString("(t.type = ?")
+		b.args = append(b.args, typ)
+		if cond != nil {
+			b.setType("t", typ)
+			b.sb.WriteString(" AND ")
+			if err := b.expr("t", cond); err != nil {
+				return nil, false, err
+			}
+		}
+		b.sb.WriteString(")")
+	}
+	if n == 0 {
+		return args, false, nil
+	}
+	sb.WriteString(" AND (" + b.sb.String() + ")")
+	return append(args, b.args...), true, nil
+}
+
 // revinclude finds the resources of type inc.Source that refer to the
 // resources in src through inc.Param.
-func (db *DB) revinclude(ctx context.Context, qr Querier, inc search.Include, src []included) ([]included, error) {
+func (db *DB) revinclude(ctx context.Context, qr Querier, q *search.Query, inc search.Include, src []included) ([]included, error) {
 	byType := map[string][]any{}
 	var order []string
 	for _, it := range src {
@@ -150,6 +236,22 @@ WHERE x.target_type = ? AND x.target_id IN (?` + strings.Repeat(", ?", len(ids)-
 		if inc.Param != "*" {
 			sb.WriteString(" AND x.param = ?")
 			args = append(args, inc.Param)
+		}
+		if q.Access != nil {
+			types := []string{inc.Source}
+			if inc.Source == "*" {
+				var err error
+				if types, err = db.distinctTypes(ctx, qr, "x.type", includeWhere(&sb), args); err != nil {
+					return nil, err
+				}
+			}
+			var ok bool
+			var err error
+			if args, ok, err = visibleTypes(&sb, args, q.Access, types); err != nil {
+				return nil, err
+			} else if !ok {
+				continue
+			}
 		}
 		sb.WriteString(" ORDER BY t.rid LIMIT ?")
 		args = append(args, maxIncluded)
