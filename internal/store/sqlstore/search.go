@@ -322,7 +322,7 @@ func (b *sqlBuilder) exprIn(res string, t search.Table, row string, e search.Exp
 		if t != search.Resources {
 			return errors.New("an index lookup inside an index row condition")
 		}
-		return b.exists(res, e)
+		return b.exists(res, e, false)
 	case search.Composite:
 		return b.composite(res, e)
 	case search.Chain:
@@ -393,7 +393,7 @@ func (b *sqlBuilder) topAnd(res string, and search.And) error {
 	}
 	return b.join(" AND ", len(and), func(i int) error {
 		if e, ok := and[i].(search.Exists); ok && i != drive {
-			return b.existsProbe(res, e)
+			return b.exists(res, e, true)
 		}
 		return b.expr(res, and[i])
 	})
@@ -428,35 +428,22 @@ func driveRank(e search.Expr) int {
 	return len(driveRanks)
 }
 
-// existsProbe renders an index condition as a correlated EXISTS: a lookup
-// of the candidate's own index rows by rid.
-func (b *sqlBuilder) existsProbe(res string, e search.Exists) error {
+// exists renders an index lookup. As rid IN (subquery) the database can
+// start from the index (type, param, value) and fetch resources by rid; as
+// a probe (correlated EXISTS) it looks up a candidate's own index rows by
+// rid. topAnd picks which.
+func (b *sqlBuilder) exists(res string, e search.Exists, probe bool) error {
 	name, ok := tableNames[e.Table]
 	if !ok {
 		return fmt.Errorf("unknown table %d", e.Table)
 	}
 	a := b.newAlias("i")
-	fmt.Fprintf(&b.sb, "EXISTS (SELECT 1 FROM %s %s WHERE %s.rid = %s.rid AND %s.type = ? AND %s.param = ?", name, a, a, res, a, a)
-	b.args = append(b.args, b.types[res], e.Param)
-	if e.Where != nil {
-		b.sb.WriteString(" AND ")
-		if err := b.exprIn(res, e.Table, a, e.Where); err != nil {
-			return err
-		}
+	if probe {
+		fmt.Fprintf(&b.sb, "EXISTS (SELECT 1 FROM %s %s WHERE %s.rid = %s.rid AND", name, a, a, res)
+	} else {
+		fmt.Fprintf(&b.sb, "%s.rid IN (SELECT %s.rid FROM %s %s WHERE", res, a, name, a)
 	}
-	b.sb.WriteString(")")
-	return nil
-}
-
-// exists renders an index lookup as rid IN (subquery): the database can
-// start from the index (type, param, value) and probe resources by rid.
-func (b *sqlBuilder) exists(res string, e search.Exists) error {
-	name, ok := tableNames[e.Table]
-	if !ok {
-		return fmt.Errorf("unknown table %d", e.Table)
-	}
-	a := b.newAlias("i")
-	fmt.Fprintf(&b.sb, "%s.rid IN (SELECT %s.rid FROM %s %s WHERE %s.type = ? AND %s.param = ?", res, a, name, a, a, a)
+	fmt.Fprintf(&b.sb, " %s.type = ? AND %s.param = ?", a, a)
 	b.args = append(b.args, b.types[res], e.Param)
 	if e.Where != nil {
 		b.sb.WriteString(" AND ")
