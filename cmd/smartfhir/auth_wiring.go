@@ -163,7 +163,12 @@ func (f fhirAuth) Authenticate(ctx context.Context, bearer string) (*access.Poli
 	if err != nil {
 		return nil, err
 	}
-	g := access.Grant{Scopes: info.Scopes, Patient: info.Patient}
+	g := access.Grant{Scopes: info.Scopes, Patient: info.Patient, Who: access.Principal{
+		ClientID: info.ClientID,
+		Username: info.Username,
+		FHIRUser: info.FHIRUser,
+		Admin:    info.Role == smart.RoleAdmin,
+	}}
 	switch info.Role {
 	case smart.RolePatient, smart.RoleRelatedPerson, smart.RolePractitioner:
 		g.UserPatients = slices.Clone(info.UserPatients)

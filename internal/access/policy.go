@@ -24,6 +24,21 @@ type Grant struct {
 	// user their own id and those they act for, for a practitioner the
 	// patients assigned to them. Empty when the token has no user.
 	UserPatients []string
+	// Who is whom the token acts for, as audit records name them.
+	Who Principal
+}
+
+// Principal is whom a request acts for: the client, and the user who
+// authorized it (none for a Backend Services token).
+type Principal struct {
+	ClientID string
+	// Username is the login of the user; "" for client_credentials.
+	Username string
+	// FHIRUser is the user's relative reference (Patient/85), if any.
+	FHIRUser string
+	// Admin marks a user with the administrator role: the only one whose
+	// scopes reach audit records.
+	Admin bool
 }
 
 // Rule is one clinical scope as it applies to a resource type: a resource
@@ -46,6 +61,7 @@ func (r Rule) Unrestricted() bool { return r.AllPatients && len(r.Params) == 0 }
 // include the interaction's reaches it.
 type Policy struct {
 	rules map[string][]Rule // by resource type, "*" for the wildcard
+	who   Principal
 	// admin marks Everything: the server acting as itself (import, an
 	// API without authentication), with no scope check at all.
 	admin bool
@@ -60,7 +76,7 @@ func Everything() *Policy { return &Policy{admin: true} }
 // reach the launch patient's compartment, user/ scopes the user's
 // patients, system/ scopes every patient. Other scope words are ignored.
 func NewPolicy(g Grant) *Policy {
-	p := &Policy{rules: map[string][]Rule{}}
+	p := &Policy{rules: map[string][]Rule{}, who: g.Who}
 	for _, s := range g.Scopes {
 		if s.Kind != Clinical {
 			continue
@@ -80,6 +96,14 @@ func NewPolicy(g Grant) *Policy {
 	}
 	return p
 }
+
+// Who is whom the policy's token acts for; the zero Principal for
+// Everything.
+func (p *Policy) Who() Principal { return p.who }
+
+// Server reports whether the policy is Everything: the server acting as
+// itself rather than a request's token.
+func (p *Policy) Server() bool { return p.admin }
 
 // Allows reports whether some scope allows perm (one permission) on
 // resources of typ at all; the resource itself may still be out of reach.
