@@ -70,11 +70,17 @@ func startAccess(t *testing.T, dbArgs []string) *accessEnv {
 // the access token granting scopes (with launch/patient; patient picks the
 // patient when the user has several).
 func (e *accessEnv) userToken(username, patient, scopes string) string {
+	e.t.Helper()
+	return e.loginToken(username, patient, "launch/patient "+scopes)
+}
+
+// loginToken signs username in through a standalone launch of a new app
+// asking for exactly scopes and returns the access token.
+func (e *accessEnv) loginToken(username, patient, scopes string) string {
 	t := e.t
 	t.Helper()
-	all := "launch/patient " + scopes
-	c := e.cliJSON("clients", "add", "--name", "app "+scopes, "--type", "confidential-symmetric", "--redirect-uri", e2eRedirect, "--scopes", all, "--approve")
-	cfg := e.oauthConfig(c["client_id"], c["client_secret"], oauth2.AuthStyleInHeader, strings.Fields(all)...)
+	c := e.cliJSON("clients", "add", "--name", "app "+scopes, "--type", "confidential-symmetric", "--redirect-uri", e2eRedirect, "--scopes", scopes, "--approve")
+	cfg := e.oauthConfig(c["client_id"], c["client_secret"], oauth2.AuthStyleInHeader, strings.Fields(scopes)...)
 	verifier := oauth2.GenerateVerifier()
 	redirect := e.browse(cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("aud", e.base+"/fhir")),
 		username, "correct horse", nil, patient)
@@ -118,20 +124,39 @@ func (e *accessEnv) callHeader(token, method, path, body string) (int, http.Head
 	return resp.StatusCode, resp.Header, b
 }
 
+// pages runs a search with the named token and calls fn with each page's
+// body, following next links.
+func (e *accessEnv) pages(token, query string, fn func(body []byte)) {
+	e.t.Helper()
+	for path := query; path != ""; {
+		st, body := e.call(token, http.MethodGet, path, "")
+		if st != 200 {
+			e.t.Fatalf("GET %s as %s = %d %s", path, token, st, body)
+		}
+		fn(body)
+		var b struct {
+			Link []struct{ Relation, URL string }
+		}
+		if err := json.Unmarshal(body, &b); err != nil {
+			e.t.Fatal(err)
+		}
+		path = ""
+		for _, l := range b.Link {
+			if l.Relation == "next" {
+				path = strings.TrimPrefix(l.URL, e.base+"/fhir/")
+			}
+		}
+	}
+}
+
 // ids runs a search with the named token and returns "Type/id" of every
 // entry of accessData (matches and includes), sorted, following next
 // links.
 func (e *accessEnv) ids(token, query string) []string {
 	e.t.Helper()
 	var out []string
-	path := query
-	for path != "" {
-		st, body := e.call(token, http.MethodGet, path, "")
-		if st != 200 {
-			e.t.Fatalf("GET %s as %s = %d %s", path, token, st, body)
-		}
+	e.pages(token, query, func(body []byte) {
 		var b struct {
-			Link  []struct{ Relation, URL string }
 			Entry []struct {
 				Resource struct{ ResourceType, ID string }
 			}
@@ -146,13 +171,7 @@ func (e *accessEnv) ids(token, query string) []string {
 				out = append(out, id)
 			}
 		}
-		path = ""
-		for _, l := range b.Link {
-			if l.Relation == "next" {
-				path = strings.TrimPrefix(l.URL, e.base+"/fhir/")
-			}
-		}
-	}
+	})
 	slices.Sort(out)
 	return out
 }

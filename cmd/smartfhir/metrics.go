@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"smartfhir/internal/audit"
 )
 
 // metrics are the server's Prometheus metrics, in a registry of its own so
@@ -55,4 +57,19 @@ func (m *metrics) instrument(name string, h http.Handler) http.Handler {
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// auditStats publishes the audit log's counters: events written, and
+// batch writes that failed and were retried (an alert-worthy number).
+func (m *metrics) auditStats(l *audit.Log) {
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "smartfhir_audit_events_written_total",
+			Help: "Audit events written to the database.",
+		}, func() float64 { w, _ := l.Stats(); return float64(w) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "smartfhir_audit_write_failures_total",
+			Help: "Batches of audit events whose write failed and was retried.",
+		}, func() float64 { _, f := l.Stats(); return float64(f) }),
+	)
 }

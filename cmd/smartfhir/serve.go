@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"smartfhir/internal/audit"
 	"smartfhir/internal/fhir/spec"
 	"smartfhir/internal/rest"
 	"smartfhir/internal/search"
@@ -42,6 +43,7 @@ type Main struct {
 	logger *slog.Logger
 	store  *sqlstore.DB
 	auth   *smart.Server
+	audit  *audit.Log
 
 	stopSweep context.CancelFunc
 	sweepDone chan struct{}
@@ -208,6 +210,8 @@ func (m *Main) handler() (http.Handler, error) {
 	m.stopSweep = stopSweep
 	go m.sweep(sweepCtx)
 	fhirBase := m.BaseURL + "/fhir"
+	m.audit = audit.New(m.store.Audit(), m.logger, audit.Options{})
+	metrics.auditStats(m.audit)
 	api := rest.New(rest.Config{
 		Base:          fhirBase,
 		Store:         m.store,
@@ -222,6 +226,9 @@ func (m *Main) handler() (http.Handler, error) {
 		Software:      struct{ Name, Version string }{"smartfhir", version},
 		Security:      auth.CapabilitySecurity(),
 		Auth:          fhirAuth{auth},
+		Audit:         m.audit,
+		AuditLog:      m.store.Audit(),
+		Issuer:        m.BaseURL,
 	})
 	mux.Handle("/fhir/", cors(api))
 	mux.Handle("/fhir", cors(api)) // POST /fhir is batch/transaction
@@ -297,6 +304,14 @@ func (m *Main) Close() error {
 	if m.stopSweep != nil {
 		m.stopSweep()
 		<-m.sweepDone
+	}
+	if m.audit != nil {
+		// Requests have ended: write the audit records still queued.
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if err := m.audit.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("audit log: %w", err))
+		}
 	}
 	if m.store != nil {
 		errs = append(errs, m.store.Close())

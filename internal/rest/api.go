@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"smartfhir/internal/audit"
 	"smartfhir/internal/bundle"
 	"smartfhir/internal/fhir"
 	"smartfhir/internal/search"
@@ -41,6 +43,14 @@ type Config struct {
 	// [base]/metadata, and the access policy it answers governs the
 	// request. Without it the API is open (tests, tools).
 	Auth Authenticator
+	// Audit, when set, receives one event per request but GET
+	// [base]/metadata: who, which resources and patients, the outcome.
+	Audit Auditor
+	// AuditLog, when set, is served as the AuditEvent type: read and
+	// search for administrators, and no writes. Issuer (the authorization
+	// server's) names the namespace of client ids and usernames in them.
+	AuditLog audit.Store
+	Issuer   string
 }
 
 // API is the FHIR REST API. It is an http.Handler mounted at the path of
@@ -103,6 +113,8 @@ type call struct {
 	// interaction is the name for Config.Observe; a handler may refine it
 	// (batch or transaction is known only from the Bundle).
 	interaction string
+	// state is what the request's context carries (policy, audit trail).
+	state state
 }
 
 // statusWriter remembers the status for Config.Observe.
@@ -131,20 +143,31 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
 	c := &call{w: sw, r: r}
-	interaction, err := a.serve(c)
+	st := &c.state
+	if a.cfg.Audit != nil {
+		st.trail = &trail{base: a.cfg.Base}
+	}
+	if a.cfg.Auth != nil || a.cfg.Audit != nil {
+		c.r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	}
+	interaction, err := a.serve(c, st)
 	if err != nil {
 		a.writeError(c, err)
 	}
+	status := sw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
 	if a.cfg.Observe != nil {
-		status := sw.status
-		if status == 0 {
-			status = http.StatusOK
-		}
 		a.cfg.Observe(interaction, status, time.Since(start))
+	}
+	if st.trail != nil && interaction != iCapabilities {
+		c.interaction = interaction
+		a.record(c, st, status)
 	}
 }
 
-func (a *API) serve(c *call) (interaction string, err error) {
+func (a *API) serve(c *call, st *state) (interaction string, err error) {
 	if c.r.URL.RawQuery != "" {
 		q, err := url.ParseQuery(c.r.URL.RawQuery)
 		if err != nil {
@@ -161,7 +184,9 @@ func (a *API) serve(c *call) (interaction string, err error) {
 		return iUnknown, fhir.Errorf(fhir.NotFound, "no FHIR endpoint at %s", c.r.URL.Path)
 	}
 	if a.cfg.Auth != nil && strings.Trim(path, "/") != "metadata" {
-		if err := a.authenticate(c); err != nil {
+		if err := a.authenticate(c, st); err != nil {
+			// The audit record of the refusal names what was asked for.
+			c.route, _ = a.parseRoute(path)
 			return iUnknown, err
 		}
 	}
@@ -169,7 +194,17 @@ func (a *API) serve(c *call) (interaction string, err error) {
 	if err != nil {
 		return iUnknown, err
 	}
-	h, interaction, allow := a.handler(c.route, c.r.Method)
+	var h handlerFunc
+	var allow string
+	if c.typ == "AuditEvent" && a.cfg.AuditLog != nil {
+		h, interaction, allow = a.auditHandler(c.route, c.r.Method)
+	} else {
+		h, interaction, allow = a.handler(c.route, c.r.Method)
+	}
+	if h == nil && c.typ == "AuditEvent" && a.cfg.AuditLog != nil {
+		c.w.Header().Set("Allow", allow)
+		return iUnknown, errAuditWrite()
+	}
 	if h == nil {
 		c.w.Header().Set("Allow", allow)
 		return iUnknown, fhir.Errorf(fhir.MethodNotAllowed, "%s is not allowed on %s (allowed: %s)", c.r.Method, c.r.URL.Path, allow)

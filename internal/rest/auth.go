@@ -18,28 +18,21 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, bearer string) (*access.Policy, error)
 }
 
-type policyKey struct{}
-
-// withPolicy returns ctx carrying the request's access policy.
-func withPolicy(ctx context.Context, p *access.Policy) context.Context {
-	return context.WithValue(ctx, policyKey{}, p)
-}
-
 // policyOf is the access policy of the request of ctx. A context without
 // one belongs to the server itself (an API without an Authenticator, the
 // import command's Bundles): everything is allowed.
 func policyOf(ctx context.Context) *access.Policy {
-	if p, ok := ctx.Value(policyKey{}).(*access.Policy); ok {
-		return p
+	if s := stateOf(ctx); s != nil && s.policy != nil {
+		return s.policy
 	}
 	return access.Everything()
 }
 
 // authenticate reads the bearer token of the request (RFC 6750 §2.1) and
-// puts its policy in the request's context. Without a usable token the
+// puts its policy in the request's state. Without a usable token the
 // answer is 401 with a WWW-Authenticate challenge (RFC 6750 §3): no error
 // code when no token was sent (§3.1), invalid_token otherwise.
-func (a *API) authenticate(c *call) error {
+func (a *API) authenticate(c *call, st *state) error {
 	h := c.r.Header.Get("Authorization")
 	scheme, token, _ := strings.Cut(h, " ")
 	if h == "" || !strings.EqualFold(scheme, "Bearer") {
@@ -54,7 +47,7 @@ func (a *API) authenticate(c *call) error {
 	if err != nil {
 		return err
 	}
-	c.r = c.r.WithContext(withPolicy(c.r.Context(), policy))
+	st.policy = policy
 	return nil
 }
 
@@ -174,6 +167,9 @@ func (a *API) checkVisible(ctx context.Context, v *store.Version, ix *search.Ind
 		return err
 	}
 	if !ok {
+		// The audit record of the denial names whose data was asked
+		// for; the answer itself says nothing.
+		note(ctx, v)
 		return fhir.Errorf(fhir.NotFound, "%s/%s does not exist", v.Type, v.ID)
 	}
 	return nil

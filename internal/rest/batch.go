@@ -55,6 +55,9 @@ func (x executor) Execute(ctx context.Context, tx store.Tx, req *bundle.Request)
 	if err != nil {
 		return nil, err
 	}
+	if rt.typ == "AuditEvent" && a.cfg.AuditLog != nil {
+		return nil, fhir.Errorf(fhir.NotSupported, "AuditEvent entries are not supported in a Bundle: the audit log is read with GET [base]/AuditEvent and written only by the server")
+	}
 	query, err := url.ParseQuery(rawQuery)
 	if err != nil {
 		return nil, fhir.Errorf(fhir.Invalid, "request.url %q has a malformed query: %v", req.URL, err)
@@ -70,6 +73,7 @@ func (x executor) Execute(ctx context.Context, tx store.Tx, req *bundle.Request)
 			if err != nil {
 				return nil, err
 			}
+			note(ctx, v)
 			res := a.versionResult(http.StatusOK, v)
 			if notModified(req.IfNoneMatch, req.IfModifiedSince, v) {
 				res.Status, res.Resource = http.StatusNotModified, nil

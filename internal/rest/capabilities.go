@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"smartfhir/internal/audit"
 	"smartfhir/internal/fhir/spec"
 )
 
@@ -37,9 +38,10 @@ type capResource struct {
 }
 
 type searchParam struct {
-	Name       string `json:"name"`
-	Definition string `json:"definition"`
-	Type       string `json:"type"`
+	Name          string `json:"name"`
+	Definition    string `json:"definition"`
+	Type          string `json:"type"`
+	Documentation string `json:"documentation,omitempty"`
 }
 
 // usCoreServer is the CapabilityStatement this server's search claims to
@@ -97,6 +99,13 @@ func (a *API) capabilityStatement(date time.Time) []byte {
 		a.addSearch(resources)
 		instantiates = []string{usCoreServer}
 	}
+	if a.cfg.AuditLog != nil {
+		for i, r := range resources {
+			if r.Type == "AuditEvent" {
+				resources[i] = auditCapability()
+			}
+		}
+	}
 	type rest struct {
 		Mode        string          `json:"mode"`
 		Security    json.RawMessage `json:"security,omitempty"`
@@ -141,4 +150,16 @@ func (a *API) capabilityStatement(date time.Time) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// auditCapability is the AuditEvent entry when the type is the audit
+// log: read and search, for administrators, with its own parameters.
+func auditCapability() capResource {
+	r := capResource{Type: "AuditEvent", Interaction: []code{{"read"}, {"search-type"}},
+		Versioning: "no-version", ConditionalRead: "not-supported", ConditionalDelete: "not-supported"}
+	for _, p := range audit.SearchParams() {
+		r.SearchParam = append(r.SearchParam, searchParam{Name: p[0], Type: p[1], Documentation: p[2],
+			Definition: "http://hl7.org/fhir/SearchParameter/AuditEvent-" + p[0]})
+	}
+	return r
 }

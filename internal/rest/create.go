@@ -52,6 +52,9 @@ func (a *API) doCreate(ctx context.Context, tx store.Tx, typ, id string, body *p
 	}
 	if ifNoneExist != "" {
 		existing, err := a.conditionalCreateMatch(ctx, tx, typ, ifNoneExist)
+		if existing != nil {
+			note(ctx, existing)
+		}
 		if err != nil || existing != nil {
 			return existing, false, err
 		}
@@ -66,6 +69,7 @@ func (a *API) doCreate(ctx context.Context, tx store.Tx, typ, id string, body *p
 	if err := tx.Put(ctx, v); err != nil {
 		return nil, false, err
 	}
+	note(ctx, v)
 	return v, true, nil
 }
 

@@ -58,6 +58,7 @@ func (a *API) doDelete(ctx context.Context, tx store.Tx, typ, id string, ifMatch
 	if err := a.checkVisible(ctx, cur, nil, access.Delete); err != nil {
 		return nil, err
 	}
+	note(ctx, cur) // whose data the deletion removes
 	if err := checkIfMatch(ifMatch, cur); err != nil {
 		return nil, err
 	}

@@ -54,6 +54,7 @@ func (a *API) vread(c *call) error {
 }
 
 func (a *API) writeRead(c *call, v *store.Version) error {
+	note(c.r.Context(), v)
 	h := c.w.Header()
 	versionHeaders(h, v)
 	if notModified(c.r.Header.Get("If-None-Match"), c.r.Header.Get("If-Modified-Since"), v) {

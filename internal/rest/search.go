@@ -22,18 +22,9 @@ func (a *API) searchType(c *call) error {
 	if a.cfg.Search == nil {
 		return fhir.Errorf(fhir.NotSupported, "search is not configured on this server")
 	}
-	params := url.Values{}
-	for k, v := range c.query {
-		params[k] = v
-	}
-	if c.r.Method == http.MethodPost {
-		form, err := a.readForm(c)
-		if err != nil {
-			return err
-		}
-		for k, v := range form {
-			params[k] = append(params[k], v...)
-		}
+	params, err := a.searchParams(c)
+	if err != nil {
+		return err
 	}
 	ctx := c.r.Context()
 	if err := allow(ctx, c.typ, access.Search); err != nil {
@@ -51,12 +42,36 @@ func (a *API) searchType(c *call) error {
 	if err != nil {
 		return err
 	}
+	note(ctx, res.Matches...)
+	note(ctx, res.Included...)
+	if t := trailOf(ctx); t != nil && c.r.Method == http.MethodPost {
+		t.query = params.Encode()
+	}
 	b, err := a.searchset(c.typ, params, q, res, issues)
 	if err != nil {
 		return err
 	}
 	a.writeBody(c, http.StatusOK, b)
 	return nil
+}
+
+// searchParams are the parameters of a search: the URL's, and with POST
+// those of the form-encoded body too.
+func (a *API) searchParams(c *call) (url.Values, error) {
+	params := url.Values{}
+	for k, v := range c.query {
+		params[k] = v
+	}
+	if c.r.Method == http.MethodPost {
+		form, err := a.readForm(c)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range form {
+			params[k] = append(params[k], v...)
+		}
+	}
+	return params, nil
 }
 
 // restrict gives q the request's access policy (search for the matches,

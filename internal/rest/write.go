@@ -40,6 +40,9 @@ func put(ctx context.Context, tx store.Tx, v *store.Version, ifMatch int64) erro
 	if ifMatch != 0 && fhir.IsCode(err, fhir.Conflict) {
 		return fhir.Errorf(fhir.PreconditionFailed, "the resource changed concurrently; If-Match W/\"%d\" no longer holds", ifMatch)
 	}
+	if err == nil {
+		note(ctx, v)
+	}
 	return err
 }
 

@@ -76,7 +76,8 @@ func Open(ctx context.Context, url string, cfg sqlstore.Config) (*sqlstore.DB, e
 		Backoff:         10 * time.Millisecond,
 		// Autovacuum analyzes on its own schedule; after a bulk load the
 		// importer does not wait for it.
-		Analyze: []string{"ANALYZE"},
+		Analyze:    []string{"ANALYZE"},
+		ReserveSeq: "SELECT nextval('audit_seq') FROM generate_series(1, ?::integer)",
 	}
 	return sqlstore.New(&driver{pool: pool}, d, cfg), nil
 }

@@ -124,6 +124,16 @@ func (db *DB) QueryRow(ctx context.Context, query string, args []any, dest ...an
 	return db.drv.QueryRow(ctx, db.rb.rebind(query), args, dest...)
 }
 
+// Exec runs one statement written with "?" placeholders as its own unit
+// of work, for tools and tests that work on the schema directly.
+func (db *DB) Exec(ctx context.Context, query string, args ...any) (n int64, err error) {
+	err = db.TransactSQL(ctx, func(ctx context.Context, tx *Tx) error {
+		n, err = tx.Exec(ctx, query, args...)
+		return err
+	})
+	return n, err
+}
+
 // Read returns the current version of a resource (store.Store.Read).
 func (db *DB) Read(ctx context.Context, typ, id string) (*store.Version, error) {
 	// No deferred wrap on this hot path: its arguments would be boxed on

@@ -83,6 +83,11 @@ type Dialect struct {
 	// one transaction, each in a savepoint (see group.go). It suits a
 	// database with a single writer, where units wait for each other anyway.
 	GroupCommit bool
+	// ReserveSeq, when set, is a statement that takes a count n and
+	// returns n fresh audit sequence numbers, one per row, safe across
+	// concurrent writers (a PostgreSQL sequence). Empty means the database
+	// has a single writer, so the next numbers follow the largest stored.
+	ReserveSeq string
 	// Analyze are the statements that refresh the planner's statistics
 	// (see DB.Analyze).
 	Analyze []string
