@@ -3,7 +3,9 @@ package sqlite_test
 import (
 	"context"
 	"path/filepath"
+	"strconv"
 	"testing"
+	"time"
 
 	"smartfhir/internal/audit"
 	"smartfhir/internal/store/storetest"
@@ -18,4 +20,26 @@ func TestAuditConformance(t *testing.T) {
 		}
 		return db.Audit(), db
 	})
+}
+
+// BenchmarkAuditAppend is the database's cost per audit event, written in
+// batches of 1,000 as the server's audit log does.
+func BenchmarkAuditAppend(b *testing.B) {
+	db := open(b, filepath.Join(b.TempDir(), "audit.db"))
+	defer db.Close()
+	if err := db.Migrate(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	batch := make([]audit.Event, 1000)
+	for i := range batch {
+		batch[i] = audit.Event{Time: time.Now(), Interaction: "read", Type: "Patient", Resources: []string{"Patient/p" + strconv.Itoa(i%100)},
+			Patients: []string{"p" + strconv.Itoa(i%100)}, Status: 200, ClientID: "client-abc", Username: "pat", FHIRUser: "Patient/p1",
+			Source: "127.0.0.1", RequestID: "0123456789abcdef"}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i += len(batch) {
+		if err := db.Audit().Append(context.Background(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -55,6 +55,7 @@ func Open(ctx context.Context, path string, cfg sqlstore.Config) (*sqlstore.DB, 
 		"cache_size(-65536)",
 		"wal_autocheckpoint(10000)",
 		"foreign_keys(1)",
+		"temp_store(MEMORY)",
 	}}.Encode()
 	writer, err := sql.Open("sqlite", base+"&_txlock=immediate")
 	if err != nil {

@@ -385,48 +385,68 @@ func (b *sqlBuilder) join(sep string, n int, f func(i int) error) error {
 // would build every list in full, and "category=laboratory" lists most of
 // the Observations of the server to keep the few of one patient.
 func (b *sqlBuilder) topAnd(res string, and search.And) error {
-	drive, best := -1, len(driveRanks)
+	drive, best := -1, cannotDrive
 	for i, e := range and {
 		if r := driveRank(e); r < best {
 			drive, best = i, r
 		}
 	}
 	return b.join(" AND ", len(and), func(i int) error {
-		if e, ok := and[i].(search.Exists); ok && i != drive {
-			return b.exists(res, e, true)
+		switch e := and[i].(type) {
+		case search.Exists:
+			if i != drive {
+				return b.exists(res, e, true)
+			}
+		case search.Compartment:
+			if i != drive {
+				// A probe of the candidate's own compartment row, by the
+				// (patient_id, rid) index.
+				fmt.Fprintf(&b.sb, "EXISTS (SELECT 1 FROM search_compartment WHERE patient_id = ? AND rid = %s.rid)", res)
+				b.args = append(b.args, e.Patient)
+				return nil
+			}
 		}
 		return b.expr(res, and[i])
 	})
 }
 
 // driveRanks orders the tables by how few rows one value is likely to
-// match: a reference or compartment names one resource; a token code is
+// match: a reference names one resource; a token code is
 // often specific but can be broad (status=final); dates, numbers and
 // quantities are ranges.
 var driveRanks = map[search.Table]int{
 	search.ReferenceTable: 1,
-	search.TokenTable:     2,
-	search.StringTable:    3,
-	search.URITable:       3,
-	search.DateTable:      4,
-	search.QuantityTable:  4,
-	search.NumberTable:    4,
+	search.TokenTable:     3,
+	search.StringTable:    4,
+	search.URITable:       4,
+	search.DateTable:      5,
+	search.QuantityTable:  5,
+	search.NumberTable:    5,
 }
 
+// compartmentRank places a patient compartment (the access policy of a
+// patient token) after a reference: the compartment lists every resource
+// of the patient, of every type, where patient=… names the resources of
+// one type; but before a token, which can match most of a type.
+const compartmentRank = 2
+
 // driveRank ranks a condition as the driver of a query, lower is better;
-// len(driveRanks) for one that cannot drive (a negation, :missing, an OR
+// cannotDrive for one that cannot drive (a negation, :missing, an OR
 // of several kinds).
 func driveRank(e search.Expr) int {
 	switch e := e.(type) {
 	case search.Compartment:
-		return 0
+		return compartmentRank
 	case search.Exists:
 		if r, ok := driveRanks[e.Table]; ok && e.Where != nil {
 			return r
 		}
 	}
-	return len(driveRanks)
+	return cannotDrive
 }
+
+// cannotDrive ranks a condition that never drives a query.
+const cannotDrive = 100
 
 // exists renders an index lookup. As rid IN (subquery) the database can
 // start from the index (type, param, value) and fetch resources by rid; as
