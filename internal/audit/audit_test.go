@@ -292,3 +292,24 @@ func TestResourceIsAValidAuditEvent(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkPatients scans a search page's worth of Observations (50, about
+// 40 KB) for the patients they refer to.
+func BenchmarkPatients(b *testing.B) {
+	obs := []byte(`{"resourceType":"Observation","id":"daa9a53e-c1f5-4908-80e4-51fc69312d4c","meta":{"profile":["http://hl7.org/fhir/StructureDefinition/bodyheight","http://hl7.org/fhir/StructureDefinition/vitalsigns"],"versionId":"1","lastUpdated":"2026-12-04T18:54:29.295Z"},"status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs","display":"vital-signs"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"8302-2","display":"Body Height"}],"text":"Body Height"},"subject":{"reference":"Patient/8a748927-a436-4b74-9e95-b08b76a34799"},"encounter":{"reference":"Encounter/e874c560-5faf-4612-81f3-125007245b6b"},"effectiveDateTime":"2010-09-16T12:21:06+02:00","issued":"2010-09-16T12:21:06.190+02:00","valueQuantity":{"value":167.7,"unit":"cm","system":"http://unitsofmeasure.org","code":"cm"}}`)
+	var seen []string
+	add := func(p string) {
+		if !slices.Contains(seen, p) {
+			seen = append(seen, p)
+		}
+	}
+	b.SetBytes(int64(50 * len(obs)))
+	for b.Loop() {
+		for range 50 {
+			Patients("Observation", "daa9a53e", obs, "http://localhost:8080/fhir", add)
+		}
+	}
+	if len(seen) != 1 {
+		b.Fatalf("patients %v", seen)
+	}
+}

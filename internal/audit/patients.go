@@ -19,42 +19,59 @@ func Patients(typ, id string, body []byte, base string, add func(patientID strin
 	if typ == "Patient" && id != "" {
 		add(id)
 	}
-	const key = `"reference"`
-	rest := body
-	for {
-		i := bytes.Index(rest, []byte(key))
-		if i < 0 {
+	// Look for the rarer "Patient/" and check backwards that it begins
+	// the value of a "reference" key (after base + "/", if absolute).
+	const needle = "Patient/"
+	for i := 0; ; {
+		j := bytes.Index(body[i:], []byte(needle))
+		if j < 0 {
 			return
 		}
-		rest = rest[i+len(key):]
-		v, ok := stringValue(rest)
-		if !ok {
+		at := i + j
+		i = at + len(needle)
+		if !referenceValueAt(body, at, base) {
 			continue
 		}
-		if p, ok := patientID(v, base); ok {
+		end := bytes.IndexAny(body[i:], `"/\`)
+		if end < 0 {
+			return
+		}
+		if p := string(body[i : i+end]); body[i+end] != '\\' && fhir.ValidID(p) {
 			add(p)
 		}
 	}
 }
 
-// stringValue reads `: "value"` (with optional whitespace) at the start of
-// b: the value of a "reference" key. It reports false for anything else
-// (a "reference" string that is itself a value, an escaped string).
-func stringValue(b []byte) (string, bool) {
-	b = bytes.TrimLeft(b, " \t\r\n")
-	if len(b) == 0 || b[0] != ':' {
-		return "", false
+// referenceValueAt reports whether the string value of a "reference" key
+// starts at body[at], or base + "/" does and body[at] follows it.
+func referenceValueAt(body []byte, at int, base string) bool {
+	q := at - 1
+	if q >= 0 && body[q] != '"' {
+		// An absolute reference: the base and a slash before.
+		if base == "" || at < len(base)+2 || string(body[at-len(base)-1:at]) != base+"/" {
+			return false
+		}
+		q = at - len(base) - 2
 	}
-	b = bytes.TrimLeft(b[1:], " \t\r\n")
-	if len(b) == 0 || b[0] != '"' {
-		return "", false
+	if q < 0 || body[q] != '"' {
+		return false
 	}
-	b = b[1:]
-	end := bytes.IndexAny(b, `"\`)
-	if end < 0 || b[end] != '"' {
-		return "", false
+	k := skipBack(body, q-1)
+	if k < 0 || body[k] != ':' {
+		return false
 	}
-	return string(b[:end]), true
+	k = skipBack(body, k-1)
+	const key = `"reference"`
+	return k+1 >= len(key) && string(body[k+1-len(key):k+1]) == key
+}
+
+// skipBack returns the index of the last byte at or before k that is not
+// JSON white space, or -1.
+func skipBack(b []byte, k int) int {
+	for k >= 0 && (b[k] == ' ' || b[k] == '\t' || b[k] == '\n' || b[k] == '\r') {
+		k--
+	}
+	return k
 }
 
 // patientID is the id of a reference to a Patient on this server:

@@ -160,3 +160,15 @@ func TestErrorsMapOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestValidID(t *testing.T) {
+	long := strings.Repeat("a", 64)
+	for s, want := range map[string]bool{
+		"a": true, "A-1.b": true, "0": true, long: true, "8a748927-a436-4b74-9e95-b08b76a34799": true,
+		"": false, long + "b": false, "a_b": false, "a b": false, "é": false, "a/b": false, "a\n": false,
+	} {
+		if got := ValidID(s); got != want {
+			t.Errorf("ValidID(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

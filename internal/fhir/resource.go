@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -24,10 +23,19 @@ type Resource struct {
 // ETag is the weak entity tag of a version, as FHIR http.html §3.1.0.4 says.
 func ETag(versionID int64) string { return `W/"` + strconv.FormatInt(versionID, 10) + `"` }
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-\.]{1,64}$`)
-
 // ValidID reports whether s is a valid FHIR logical id.
-func ValidID(s string) bool { return idPattern.MatchString(s) }
+func ValidID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
 
 // Member is one name/value pair of a JSON object, in document order.
 type Member struct {

@@ -95,6 +95,20 @@ func note(ctx context.Context, vs ...*store.Version) {
 	}
 }
 
+// notePatients adds to the request's audit trail the patients that
+// versions refer to, without the resources themselves: the record of a
+// search or history names its query, which with its time says what it
+// returned, and stays small.
+func notePatients(ctx context.Context, vs ...*store.Version) {
+	t := trailOf(ctx)
+	if t == nil {
+		return
+	}
+	for _, v := range vs {
+		audit.Patients(v.Type, v.ID, v.Body, t.base, t.addPatient)
+	}
+}
+
 // patientParams are the search parameters whose values name a patient
 // even when the search finds nothing.
 var patientParams = map[string]bool{"patient": true, "subject": true, "beneficiary": true}

@@ -79,7 +79,7 @@ func (a *API) history(ctx context.Context, q store.HistoryQuery, path string, pa
 	if err != nil {
 		return nil, err
 	}
-	note(ctx, page.Versions...)
+	notePatients(ctx, page.Versions...)
 	if q.ID != "" && len(page.Versions) == 0 && q.Cursor == "" {
 		// An empty history of a resource that never existed is a 404.
 		if _, err := a.cfg.Store.Read(ctx, q.Type, q.ID); fhir.IsCode(err, fhir.NotFound) {

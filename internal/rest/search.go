@@ -42,8 +42,8 @@ func (a *API) searchType(c *call) error {
 	if err != nil {
 		return err
 	}
-	note(ctx, res.Matches...)
-	note(ctx, res.Included...)
+	notePatients(ctx, res.Matches...)
+	notePatients(ctx, res.Included...)
 	if t := trailOf(ctx); t != nil && c.r.Method == http.MethodPost {
 		t.query = params.Encode()
 	}
