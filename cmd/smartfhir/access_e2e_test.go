@@ -45,8 +45,8 @@ type accessEnv struct {
 	tokens map[string]string
 }
 
-func startAccess(t *testing.T, dbArgs []string) *accessEnv {
-	s := startServer(t, dbArgs...)
+func startAccess(t *testing.T, dbArgs []string, serveArgs ...string) *accessEnv {
+	s := startServer(t, append(slices.Clone(dbArgs), serveArgs...)...)
 	e := &accessEnv{authEnv: &authEnv{t: t, base: s.BaseURL, dataDir: s.DataDir, dbArgs: dbArgs}, s: s, tokens: map[string]string{}}
 	e.tokens["system"] = s.systemToken(t, "system/*.cruds")
 	for _, d := range accessData {

@@ -10,7 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
+	"time"
 
 	"smartfhir/internal/access"
 	"smartfhir/internal/fhir"
@@ -53,6 +53,7 @@ func mountAuth(mux *http.ServeMux, db *sqlstore.DB, reg *search.Registry, baseUR
 	cfg := authConfig(db, baseURL, logger, settings...)
 	if reg != nil {
 		cfg.Encounters = &encounterFinder{store: db, registry: reg}
+		cfg.Panels = &panelFinder{store: db, registry: reg, base: cfg.FHIRBase, now: time.Now}
 	}
 	srv, err := smart.New(cfg)
 	if err != nil {
@@ -145,16 +146,14 @@ func encounterChoice(v *store.Version) (smart.EncounterChoice, error) {
 }
 
 // fhirAuth adapts the authorization server's bearer check to
-// rest.Authenticator: the token's grant becomes the access policy of the
-// request.
+// rest.Authenticator: the access policy compiled when the token was
+// checked (smart.AccessInfo.Policy, cached with it).
 type fhirAuth struct{ srv *smart.Server }
 
 var _ rest.Authenticator = fhirAuth{}
 
 // Authenticate checks bearer (smart.Server.Authenticate, cached for
-// --token-cache-ttl) and compiles its policy. user/ scopes reach the
-// user's patients: a patient user's own record and those they act for, a
-// practitioner's assigned patients (the user's --patients list).
+// --token-cache-ttl) and returns its policy.
 func (f fhirAuth) Authenticate(ctx context.Context, bearer string) (*access.Policy, error) {
 	info, err := f.srv.Authenticate(ctx, bearer)
 	if errors.Is(err, smart.ErrInvalidToken) {
@@ -163,18 +162,108 @@ func (f fhirAuth) Authenticate(ctx context.Context, bearer string) (*access.Poli
 	if err != nil {
 		return nil, err
 	}
-	g := access.Grant{Scopes: info.Scopes, Patient: info.Patient, Who: access.Principal{
-		ClientID: info.ClientID,
-		Username: info.Username,
-		FHIRUser: info.FHIRUser,
-		Admin:    info.Role == smart.RoleAdmin,
-	}}
-	switch info.Role {
-	case smart.RolePatient, smart.RoleRelatedPerson, smart.RolePractitioner:
-		g.UserPatients = slices.Clone(info.UserPatients)
-		if own, ok := strings.CutPrefix(info.FHIRUser, "Patient/"); ok && info.Role == smart.RolePatient {
-			g.UserPatients = append(g.UserPatients, own)
+	return info.Policy, nil
+}
+
+// panelFinder finds a practitioner's patients in the FHIR store: those
+// whose Patient.generalPractitioner is the practitioner, and the subjects
+// of active CareTeams the practitioner is a current participant of.
+type panelFinder struct {
+	store    store.Store
+	registry *search.Registry
+	base     string // the FHIR base, for absolute references
+	now      func() time.Time
+}
+
+var _ smart.PanelFinder = (*panelFinder)(nil)
+
+// Panel runs Patient?general-practitioner={p} and
+// CareTeam?participant={p}&status=active, all pages of each.
+func (f *panelFinder) Panel(ctx context.Context, practitioner string) ([]string, error) {
+	var out []string
+	err := f.each(ctx, "Patient", url.Values{"general-practitioner": {practitioner}}, func(v *store.Version) error {
+		out = append(out, v.ID)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	now := f.now()
+	err = f.each(ctx, "CareTeam", url.Values{"participant": {practitioner}, "status": {"active"}}, func(v *store.Version) error {
+		var ct struct {
+			Subject     struct{ Reference string }
+			Participant []struct {
+				Member struct{ Reference string }
+				Period struct{ Start, End string }
+			}
+		}
+		if err := json.Unmarshal(v.Body, &ct); err != nil {
+			return fmt.Errorf("reading CareTeam/%s: %w", v.ID, err)
+		}
+		subject, ok := fhir.ParseReference(ct.Subject.Reference, f.base)
+		if !ok || subject.Type != "Patient" {
+			return nil
+		}
+		for _, p := range ct.Participant {
+			member, ok := fhir.ParseReference(p.Member.Reference, f.base)
+			if ok && member.Type+"/"+member.ID == practitioner && periodCovers(p.Period.Start, p.Period.End, now) {
+				out = append(out, subject.ID)
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// periodCovers reports whether a Period (its start and end, either
+// absent) includes t; an unreadable bound counts as not covering.
+func periodCovers(start, end string, t time.Time) bool {
+	if start != "" {
+		d, err := fhir.ParseDateTime(start)
+		if err != nil {
+			return false
+		}
+		if low, _ := d.Range(); t.Before(low) {
+			return false
 		}
 	}
-	return access.NewPolicy(g), nil
+	if end != "" {
+		d, err := fhir.ParseDateTime(end)
+		if err != nil {
+			return false
+		}
+		if _, high := d.Range(); !t.Before(high) {
+			return false
+		}
+	}
+	return true
+}
+
+// each calls fn with every current resource of typ matching params.
+func (f *panelFinder) each(ctx context.Context, typ string, params url.Values, fn func(*store.Version) error) error {
+	params.Set("_count", "500")
+	q, _, err := f.registry.Parse(typ, params, true)
+	if err != nil {
+		return err
+	}
+	for {
+		res, err := f.store.Search(ctx, q)
+		if err != nil {
+			return fmt.Errorf("%s search for a panel: %w", typ, err)
+		}
+		for _, v := range res.Matches {
+			if err := fn(v); err != nil {
+				return err
+			}
+		}
+		if res.Next == "" {
+			return nil
+		}
+		q.Cursor = res.Next
+	}
 }

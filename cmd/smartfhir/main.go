@@ -28,6 +28,7 @@ var commands = map[string]command{
 	"users":   {"add and list logins (add|list)", runUsers},
 	"launch":  {"prepare an EHR launch and print its URL", runLaunch},
 	"keys":    {"rotate the id_token signing key (rotate)", runKeys},
+	"optout":  {"record, withdraw and list patients' opt-outs of third-party app access (add|remove|list)", runOptOut},
 }
 
 // version is set at build time with -ldflags "-X main.version=…".

@@ -794,6 +794,13 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 			g.Encounter = chosen
 		}
 	}
+	if out, err := s.optedOut(ctx, grantPatients(g, u)); err != nil {
+		s.internalError(w, r, err)
+		return
+	} else if len(out) > 0 {
+		deny("the patient has opted out of access by third-party apps")
+		return
+	}
 	if !end() {
 		return
 	}

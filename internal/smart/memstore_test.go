@@ -22,6 +22,7 @@ type memStore struct {
 	jtis     map[string]time.Time
 	logins   map[string]LoginState
 	sessions map[string]Session
+	optouts  map[string]time.Time
 }
 
 var _ Store = (*memStore)(nil)
@@ -29,7 +30,7 @@ var _ Store = (*memStore)(nil)
 func newMemStore() *memStore {
 	return &memStore{clients: map[string]Client{}, users: map[string]User{}, launches: map[string]LaunchContext{},
 		grants: map[string]Grant{}, codes: map[string]Code{}, tokens: map[string]Token{}, jtis: map[string]time.Time{},
-		logins: map[string]LoginState{}, sessions: map[string]Session{}}
+		logins: map[string]LoginState{}, sessions: map[string]Session{}, optouts: map[string]time.Time{}}
 }
 
 func notFound(what string) error { return fmt.Errorf("%s: %w", what, ErrNotFound) }
@@ -172,10 +173,17 @@ func (m *memStore) RevokeClientGrants(_ context.Context, clientID string) error 
 func (m *memStore) RevokeGrant(_ context.Context, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	g, ok := m.grants[id]
+	_, ok := m.grants[id]
 	if !ok {
 		return notFound("grant")
 	}
+	m.revokeGrant(id)
+	return nil
+}
+
+// revokeGrant ends grant id and its tokens; m.mu is held.
+func (m *memStore) revokeGrant(id string) {
+	g := m.grants[id]
 	g.Revoked = true
 	m.grants[id] = g
 	for k, t := range m.tokens {
@@ -184,7 +192,6 @@ func (m *memStore) RevokeGrant(_ context.Context, id string) error {
 			m.tokens[k] = t
 		}
 	}
-	return nil
 }
 
 func (m *memStore) CreateCode(_ context.Context, c *Code) error {
@@ -376,4 +383,51 @@ func (m *memStore) DeleteExpired(_ context.Context, t time.Time) error {
 		}
 	}
 	return nil
+}
+
+func (m *memStore) OptOut(_ context.Context, patientID string, at time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.optouts[patientID]; !ok {
+		m.optouts[patientID] = at
+	}
+	for id, g := range m.grants {
+		if g.Patient == patientID || g.FHIRUser == "Patient/"+patientID {
+			m.revokeGrant(id)
+		}
+	}
+	return nil
+}
+
+func (m *memStore) OptIn(_ context.Context, patientID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.optouts[patientID]; !ok {
+		return notFound("opt-out")
+	}
+	delete(m.optouts, patientID)
+	return nil
+}
+
+func (m *memStore) OptedOut(_ context.Context, patientIDs []string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, p := range patientIDs {
+		if _, ok := m.optouts[p]; ok {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func (m *memStore) OptOuts(context.Context) ([]OptOutRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []OptOutRecord
+	for p, at := range m.optouts {
+		out = append(out, OptOutRecord{PatientID: p, Created: at})
+	}
+	slices.SortFunc(out, func(a, b OptOutRecord) int { return a.Created.Compare(b.Created) })
+	return out, nil
 }

@@ -245,8 +245,26 @@ type Store interface {
 	Session(ctx context.Context, hash []byte) (*Session, error)
 	DeleteSession(ctx context.Context, hash []byte) error
 
+	// OptOut records that a patient opted out of third-party access at
+	// at, and revokes, in the same unit of work, every grant whose launch
+	// patient is the patient or whose user is the patient (fhirUser
+	// Patient/{id}), with their tokens. Opting out again changes nothing.
+	OptOut(ctx context.Context, patientID string, at time.Time) error
+	// OptIn forgets a patient's opt-out; ErrNotFound when there is none.
+	OptIn(ctx context.Context, patientID string) error
+	// OptedOut returns those of patientIDs who opted out.
+	OptedOut(ctx context.Context, patientIDs []string) ([]string, error)
+	// OptOuts lists every opt-out, oldest first.
+	OptOuts(ctx context.Context) ([]OptOutRecord, error)
+
 	// DeleteExpired removes codes, tokens, launches, sessions and jtis that
 	// expired before t, and the client_credentials grants (no user) created
 	// over an hour before t that no longer have a token.
 	DeleteExpired(ctx context.Context, t time.Time) error
+}
+
+// OptOutRecord is a patient's opt-out of third-party access.
+type OptOutRecord struct {
+	PatientID string
+	Created   time.Time
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +37,10 @@ type Config struct {
 	// a standalone launch; nil turns that picker (and the
 	// context-standalone-encounter capability) off.
 	Encounters EncounterFinder
+	// Panels finds the patients assigned to a practitioner in the clinical
+	// data (CareTeam membership, general practitioner), beyond the
+	// user's explicit list; nil means the explicit list alone.
+	Panels PanelFinder
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Rand is the source of every token, secret, salt and key; default
@@ -332,6 +337,9 @@ type AccessInfo struct {
 	Encounter    string
 	GrantID      string
 	Expires      time.Time
+	// Policy is what the token allows on the FHIR API, compiled once
+	// when the token is checked (and cached with it).
+	Policy *access.Policy
 }
 
 // ErrInvalidToken is returned by Authenticate for any bearer token that is
@@ -418,17 +426,121 @@ func (s *Server) checkAccessToken(ctx context.Context, h []byte, now time.Time) 
 		GrantID:   g.ID,
 		Expires:   tok.Expires,
 	}
+	var u *User
 	if g.Username != "" {
-		u, err := s.store.User(ctx, g.Username)
+		u, err = s.store.User(ctx, g.Username)
 		if errors.Is(err, ErrNotFound) {
 			return nil, ErrInvalidToken
 		}
 		if err != nil {
 			return nil, err
 		}
-		info.Role, info.UserPatients = u.Role, u.Patients
+		info.Role = u.Role
+		if info.UserPatients, err = s.userPatients(ctx, u); err != nil {
+			return nil, err
+		}
 	}
+	// A patient who opted out ends the tokens of their launches and of
+	// their own logins (OptOut revokes those grants; this also covers a
+	// grant made in a race with it), and leaves everyone else's user/
+	// scopes.
+	out, err := s.optedOut(ctx, append(grantPatients(g, u), info.UserPatients...))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range grantPatients(g, u) {
+		if slices.Contains(out, p) {
+			return nil, ErrInvalidToken
+		}
+	}
+	info.UserPatients = slices.DeleteFunc(info.UserPatients, func(p string) bool { return slices.Contains(out, p) })
+	info.Policy = access.NewPolicy(access.Grant{Scopes: scopes, Patient: g.Patient, UserPatients: info.UserPatients,
+		Who: access.Principal{ClientID: c.ID, Username: g.Username, FHIRUser: g.FHIRUser, Admin: info.Role == RoleAdmin}})
 	return info, nil
+}
+
+// userPatients are the patients a user's user/ scopes reach: a patient's
+// own record and those on their list (whom a related person acts for), a
+// practitioner's list and panel (Config.Panels). Other roles reach none.
+func (s *Server) userPatients(ctx context.Context, u *User) ([]string, error) {
+	var out []string
+	switch u.Role {
+	case RolePatient, RoleRelatedPerson:
+		out = slices.Clone(u.Patients)
+		if own, ok := strings.CutPrefix(u.FHIRUser, "Patient/"); ok && u.Role == RolePatient {
+			out = append(out, own)
+		}
+	case RolePractitioner:
+		out = slices.Clone(u.Patients)
+		if s.cfg.Panels != nil && strings.HasPrefix(u.FHIRUser, "Practitioner/") {
+			panel, err := s.cfg.Panels.Panel(ctx, u.FHIRUser)
+			if err != nil {
+				return nil, fmt.Errorf("panel of %s: %w", u.FHIRUser, err)
+			}
+			out = append(out, panel...)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// grantPatients are the patients a grant is for: its launch patient, and
+// the user when the user is a patient.
+func grantPatients(g *Grant, u *User) []string {
+	var out []string
+	if g.Patient != "" {
+		out = append(out, g.Patient)
+	}
+	if u != nil && u.Role == RolePatient {
+		if own, ok := strings.CutPrefix(u.FHIRUser, "Patient/"); ok {
+			out = append(out, own)
+		}
+	}
+	return out
+}
+
+// optedOut returns those of patients who opted out of third-party access.
+func (s *Server) optedOut(ctx context.Context, patients []string) ([]string, error) {
+	if len(patients) == 0 {
+		return nil, nil
+	}
+	return s.store.OptedOut(ctx, patients)
+}
+
+// PanelFinder finds the patients assigned to a practitioner in the
+// clinical data.
+type PanelFinder interface {
+	// Panel returns the ids of the patients of practitioner
+	// ("Practitioner/{id}").
+	Panel(ctx context.Context, practitioner string) ([]string, error)
+}
+
+// OptOut records that a patient opted out of access by third-party apps
+// and ends every grant made for them or by them at once; on other
+// replicas the tokens stop within BearerCacheTTL. While opted out, no app
+// is authorized for the patient and other users' user/ scopes do not
+// reach them. Backend Services (system/) tokens are not affected.
+func (s *Server) OptOut(ctx context.Context, patientID string) error {
+	if err := s.store.OptOut(ctx, patientID, s.now()); err != nil {
+		return err
+	}
+	s.forgetAllBearers()
+	return nil
+}
+
+// OptIn withdraws a patient's opt-out: apps may be authorized again. No
+// grant ended by the opt-out comes back.
+func (s *Server) OptIn(ctx context.Context, patientID string) error {
+	if err := s.store.OptIn(ctx, patientID); err != nil {
+		return err
+	}
+	s.forgetAllBearers()
+	return nil
+}
+
+// OptOuts lists the patients who opted out.
+func (s *Server) OptOuts(ctx context.Context) ([]OptOutRecord, error) {
+	return s.store.OptOuts(ctx)
 }
 
 // activeToken finds a token by hash and checks everything that can end it:

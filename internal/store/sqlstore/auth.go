@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"smartfhir/internal/smart"
@@ -533,4 +534,80 @@ func (a *AuthStore) DeleteExpired(ctx context.Context, t time.Time) (err error) 
 AND NOT EXISTS (SELECT 1 FROM auth_tokens WHERE auth_tokens.grant_id = auth_grants.id)`, micro(t.Add(-time.Hour)))
 		return err
 	})
+}
+
+// OptOut records a patient's opt-out and revokes the grants (and their
+// tokens) of the patient as launch patient or as user, in one unit of
+// work.
+func (a *AuthStore) OptOut(ctx context.Context, patientID string, at time.Time) (err error) {
+	defer wrap(&err, "auth.OptOut")
+	return a.db.TransactSQL(ctx, func(ctx context.Context, tx *Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO auth_optouts (patient_id, created) VALUES (?, ?) ON CONFLICT (patient_id) DO NOTHING`, patientID, micro(at)); err != nil {
+			return err
+		}
+		const grants = `SELECT id FROM auth_grants WHERE patient = ? OR fhir_user = ?`
+		if _, err := tx.Exec(ctx, `UPDATE auth_tokens SET revoked = 1 WHERE revoked = 0 AND grant_id IN (`+grants+`)`, patientID, "Patient/"+patientID); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE auth_grants SET revoked = 1 WHERE revoked = 0 AND (patient = ? OR fhir_user = ?)`, patientID, "Patient/"+patientID)
+		return err
+	})
+}
+
+// OptIn forgets a patient's opt-out.
+func (a *AuthStore) OptIn(ctx context.Context, patientID string) (err error) {
+	defer wrap(&err, "auth.OptIn")
+	n, err := a.exec(ctx, `DELETE FROM auth_optouts WHERE patient_id = ?`, patientID)
+	if err == nil && n == 0 {
+		return fmt.Errorf("opt-out of Patient/%s: %w", patientID, smart.ErrNotFound)
+	}
+	return err
+}
+
+// OptedOut returns those of patientIDs who opted out.
+func (a *AuthStore) OptedOut(ctx context.Context, patientIDs []string) (_ []string, err error) {
+	defer wrap(&err, "auth.OptedOut")
+	if len(patientIDs) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(patientIDs))
+	for i, p := range patientIDs {
+		args[i] = p
+	}
+	rows, err := a.db.Query(ctx, `SELECT patient_id FROM auth_optouts WHERE patient_id IN (`+
+		strings.TrimSuffix(strings.Repeat("?,", len(args)), ",")+`)`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// OptOuts lists every opt-out, oldest first.
+func (a *AuthStore) OptOuts(ctx context.Context) (_ []smart.OptOutRecord, err error) {
+	defer wrap(&err, "auth.OptOuts")
+	rows, err := a.db.Query(ctx, `SELECT patient_id, created FROM auth_optouts ORDER BY created, patient_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []smart.OptOutRecord
+	for rows.Next() {
+		var o smart.OptOutRecord
+		var created int64
+		if err := rows.Scan(&o.PatientID, &created); err != nil {
+			return nil, err
+		}
+		o.Created = unmicro(created)
+		out = append(out, o)
+	}
+	return out, rows.Err()
 }

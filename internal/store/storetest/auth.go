@@ -35,6 +35,7 @@ func RunAuth(t *testing.T, open func(t *testing.T) smart.Store) {
 		{"LaunchIsTakenOnce", testAuthLaunchOnce},
 		{"RevokeClientGrantsEndsTheirTokens", testAuthRevokeClientGrants},
 		{"DeleteExpired", testAuthExpired},
+		{"OptOutRevokesThePatientsGrants", testAuthOptOut},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
@@ -414,7 +415,15 @@ func testAuthRevokeClientGrants(t *testing.T, s smart.Store) {
 	if err := s.RevokeClientGrants(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}
-	for id, want := range map[string]bool{"g1": true, "g2": true, "g3": false} {
+	checkRevoked(t, s, map[string]bool{"g1": true, "g2": true, "g3": false})
+}
+
+// checkRevoked checks which grants (and their one token each, hashed from
+// the grant id) are revoked.
+func checkRevoked(t *testing.T, s smart.Store, want map[string]bool) {
+	t.Helper()
+	ctx := context.Background()
+	for id, want := range want {
 		g, err := s.Grant(ctx, id)
 		if err != nil || g.Revoked != want {
 			t.Errorf("grant %s = %+v, %v; want revoked %v", id, g, err, want)
@@ -475,5 +484,55 @@ func testAuthExpired(t *testing.T, s smart.Store) {
 		if kept := err == nil; kept != wantKept {
 			t.Errorf("grant %s kept = %v (%v), want %v", id, kept, err, wantKept)
 		}
+	}
+}
+
+func testAuthOptOut(t *testing.T, s smart.Store) {
+	ctx := context.Background()
+	grants := []*smart.Grant{
+		{ID: "launch-p1", ClientID: "c1", Username: "doc", FHIRUser: "Practitioner/d", Patient: "p1", Created: t0},
+		{ID: "user-p1", ClientID: "c2", Username: "pat", FHIRUser: "Patient/p1", Created: t0},
+		{ID: "launch-p2", ClientID: "c1", Username: "doc", FHIRUser: "Practitioner/d", Patient: "p2", Created: t0},
+		{ID: "user-p10", ClientID: "c2", Username: "pat10", FHIRUser: "Patient/p10", Created: t0},
+	}
+	for _, g := range grants {
+		if err := s.CreateGrant(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateToken(ctx, &smart.Token{Hash: h(g.ID), Kind: smart.AccessToken, GrantID: g.ID, ClientID: g.ClientID, Issued: t0, Expires: t0.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.OptOut(ctx, "p1", t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.OptOut(ctx, "p1", t0.Add(time.Hour)); err != nil {
+		t.Fatalf("opting out twice: %v", err)
+	}
+	checkRevoked(t, s, map[string]bool{"launch-p1": true, "user-p1": true, "launch-p2": false, "user-p10": false})
+	if err := s.OptOut(ctx, "p3", t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.OptedOut(ctx, []string{"p1", "p2", "p3", "p10"})
+	slices.Sort(got)
+	if err != nil || !slices.Equal(got, []string{"p1", "p3"}) {
+		t.Errorf("OptedOut = %v, %v", got, err)
+	}
+	list, err := s.OptOuts(ctx)
+	if err != nil || len(list) != 2 || list[0].PatientID != "p1" || !list[0].Created.Equal(t0) || list[1].PatientID != "p3" {
+		t.Errorf("OptOuts = %+v, %v", list, err)
+	}
+	if err := s.OptIn(ctx, "p1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.OptIn(ctx, "p1"); !errors.Is(err, smart.ErrNotFound) {
+		t.Errorf("OptIn without an opt-out: %v, want ErrNotFound", err)
+	}
+	if got, err := s.OptedOut(ctx, []string{"p1"}); err != nil || len(got) != 0 {
+		t.Errorf("after OptIn: %v, %v", got, err)
+	}
+	// Opting back in resurrects nothing.
+	if g, err := s.Grant(ctx, "launch-p1"); err != nil || !g.Revoked {
+		t.Errorf("grant after OptIn: %+v, %v", g, err)
 	}
 }
