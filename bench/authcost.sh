@@ -51,18 +51,30 @@ creds=$(cli clients add --name bench-app --type confidential-symmetric --redirec
 pat=$("$work/login" -base $new -redirect http://127.0.0.1:9/cb -client-id "$(field client_id "$creds")" \
 	-client-secret "$(field client_secret "$creds")" -user benchpat -password 'bench password' -scope "launch/patient patient/*.rs")
 
-measure() { # name base token path
+# run prints the req/s, p50 and p99 of one wrk run.
+run() { # base token path
 	local auth=()
-	[ -n "$3" ] && auth=(-H "Authorization: Bearer $3")
-	local code; code=$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" "$2/fhir/$4")
-	[ "$code" = 200 ] || { echo "$1: GET $4 = $code" >&2; exit 1; }
-	printf '%-40s' "$1"
-	wrk -t2 -c"$conns" -d"$duration" --latency "${auth[@]}" "$2/fhir/$4" |
-		awk '/Requests\/sec/ {rps=$2} / 50%/ {p50=$2} / 99%/ {p99=$2} END {printf "%10s req/s  p50 %8s  p99 %8s\n", rps, p50, p99}'
+	[ -n "$2" ] && auth=(-H "Authorization: Bearer $2")
+	local code; code=$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" "$1/fhir/$3")
+	[ "$code" = 200 ] || { echo "GET $3 = $code" >&2; exit 1; }
+	wrk -t2 -c"$conns" -d"$duration" --latency "${auth[@]}" "$1/fhir/$3" |
+		awk '/Requests\/sec/ {rps=$2} / 50%/ {p50=$2} / 99%/ {p99=$2} END {print rps, p50, p99}'
 }
+# The machine's speed drifts between runs: the three variants run in
+# turn, ROUNDS times (3), and the median round of each is reported.
+rounds=${ROUNDS:-3}
 for path in "Patient/$patient" "Observation?patient=$patient&category=laboratory"; do
-	echo "## GET $path"
-	measure "unauthenticated (2728927)" $old "" "$path"
-	measure "system/*.rs token" $new "$system" "$path"
-	measure "patient/*.rs token" $new "$pat" "$path"
+	echo "## GET $path ($rounds rounds of $duration, median by req/s)"
+	declare -A results=()
+	for r in $(seq 1 "$rounds"); do
+		results[old]+="$(run $old "" "$path")"$'\n'
+		results[system]+="$(run $new "$system" "$path")"$'\n'
+		results[patient]+="$(run $new "$pat" "$path")"$'\n'
+	done
+	for v in old system patient; do
+		case $v in old) name="unauthenticated (2728927)";; system) name="system/*.rs token";; patient) name="patient/*.rs token";; esac
+		printf '%-28s' "$name"
+		printf '%s' "${results[$v]}" | sed '/^$/d' | sort -n | awk -v n="$rounds" 'NR == int((n + 1) / 2) {printf "%10s req/s  p50 %8s  p99 %8s\n", $1, $2, $3}'
+	done
+	unset results
 done

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,17 +37,29 @@ type trail struct {
 // orderedSet is a list of distinct strings in the order they came.
 type orderedSet struct {
 	list []string
-	seen map[string]struct{}
+	seen map[string]struct{} // once the list is long
 }
 
 // add appends s unless the set holds it or holds limit strings already
-// (0: no limit).
+// (0: no limit). Short lists (a read's one resource and patient) are
+// scanned; a map takes over past a few dozen.
 func (o *orderedSet) add(s string, limit int) {
 	if limit > 0 && len(o.list) >= limit {
 		return
 	}
+	const scan = 32
 	if o.seen == nil {
-		o.seen = map[string]struct{}{}
+		if slices.Contains(o.list, s) {
+			return
+		}
+		o.list = append(o.list, s)
+		if len(o.list) > scan {
+			o.seen = make(map[string]struct{}, 2*scan)
+			for _, x := range o.list {
+				o.seen[x] = struct{}{}
+			}
+		}
+		return
 	}
 	if _, ok := o.seen[s]; ok {
 		return

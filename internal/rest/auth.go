@@ -206,6 +206,14 @@ func (a *API) visibleVersion(ctx context.Context, v *store.Version, ix *search.I
 		if search.OnlyCompartments(cond) {
 			// Patient scopes without restrictions: the compartments
 			// are all the check needs, and far cheaper than the index.
+			// A Patient is in its own compartment, and such a condition
+			// only grows with more patients: when the own one is
+			// enough, nothing needs reading.
+			if v.Type == "Patient" {
+				if ok, err := search.Match(&search.Index{Patients: []string{v.ID}}, v.ID, 0, cond); ok || err != nil {
+					return ok, err
+				}
+			}
 			pats, err := a.cfg.Search.Compartments(v.Type, v.Body)
 			if err != nil {
 				return false, err
