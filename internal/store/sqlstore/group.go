@@ -107,7 +107,15 @@ func (c *committer) commit(batch []*groupUnit) {
 			errs[i] = err
 			continue
 		}
-		errs[i] = c.unit(u, &Tx{db: db, tx: dtx, now: now})
+		if len(batch) == 1 {
+			// Alone in the transaction, a unit needs no savepoint: its
+			// failure rolls the transaction back. A savepoint would make
+			// SQLite copy every page the unit changes to the statement
+			// journal first.
+			errs[i] = u.fn(u.ctx, &Tx{db: db, tx: dtx, now: now})
+		} else {
+			errs[i] = c.unit(u, &Tx{db: db, tx: dtx, now: now})
+		}
 		if errs[i] == nil {
 			ok++
 		}
