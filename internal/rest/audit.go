@@ -2,7 +2,6 @@ package rest
 
 import (
 	"context"
-	"encoding/json"
 	"net"
 	"net/http"
 	"net/url"
@@ -251,7 +250,7 @@ func (a *API) auditSearch(c *call) error {
 		e.Search.Mode = "match"
 		out.Entry = append(out.Entry, e)
 	}
-	body, err := json.Marshal(out)
+	body, err := out.render()
 	if err != nil {
 		return err
 	}

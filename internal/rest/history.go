@@ -1,7 +1,6 @@
 package rest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -97,13 +96,7 @@ func (a *API) history(ctx context.Context, q store.HistoryQuery, path string, pa
 			out.Entry[i] = a.historyEntry(v)
 		}
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(out); err != nil {
-		return nil, err // a stored body that is not JSON
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	return marshalRaw(out) // fails only on a stored body that is not JSON
 }
 
 type historyBundle struct {

@@ -73,10 +73,60 @@ func (a *API) searchset(typ string, params url.Values, q *search.Query, res *sto
 		e.Search.Mode = "outcome"
 		out.Entry = append(out.Entry, e)
 	}
+	return out.render()
+}
+
+// render writes the Bundle as JSON. The entries' resources are copied as
+// they are: they are stored (or shaped, or made) as compact JSON already,
+// and encoding/json would check and compact every byte of them again —
+// for a page of 50 Observations, a sizeable part of the search's time.
+func (b *searchsetBundle) render() ([]byte, error) {
+	entries := b.Entry
+	b.Entry = nil
+	head, err := marshalRaw(b)
+	b.Entry = entries
+	if err != nil {
+		return nil, err
+	}
+	if len(entries) == 0 {
+		return head, nil
+	}
+	size := len(head) + 16
+	for _, e := range entries {
+		size += len(e.Resource) + len(e.FullURL) + 64
+	}
+	out := make([]byte, 0, size)
+	out = append(out, head[:len(head)-1]...) // without the closing brace
+	out = append(out, `,"entry":[`...)
+	for i, e := range entries {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, '{')
+		if e.FullURL != "" {
+			u, err := marshalRaw(e.FullURL)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, `"fullUrl":`...)
+			out = append(out, u...)
+			out = append(out, ',')
+		}
+		out = append(out, `"resource":`...)
+		out = append(out, e.Resource...)
+		out = append(out, `,"search":{"mode":"`...)
+		out = append(out, e.Search.Mode...)
+		out = append(out, `"}}`...)
+	}
+	return append(out, "]}"...), nil
+}
+
+// marshalRaw is json.Marshal without HTML escaping: URLs keep their "&".
+func marshalRaw(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(out); err != nil {
+	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
