@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -80,6 +81,22 @@ func TestOptOutAndPanels(t *testing.T) {
 			if want := []string{"pc", "pd"}; !slices.Equal(got, want) {
 				t.Errorf("doc2 reads patients %v, want %v (generalPractitioner pc, active CareTeam pd)", got, want)
 			}
+			got = nil
+			e.pages("user-doc2", "Patient?_id=pa,pb,pc,pd,pe,pf", func(body []byte) {
+				var b struct {
+					Entry []struct{ Resource struct{ ID string } }
+				}
+				if err := json.Unmarshal(body, &b); err != nil {
+					t.Fatal(err)
+				}
+				for _, en := range b.Entry {
+					got = append(got, en.Resource.ID)
+				}
+			})
+			slices.Sort(got)
+			if want := []string{"pc", "pd"}; !slices.Equal(got, want) {
+				t.Errorf("doc2's Patient?_id= search = %v, want %v", got, want)
+			}
 			st, body := e.call("user-doc2", "GET", "Observation?code=2345-7", "")
 			if st != 200 || !strings.Contains(string(body), `"id":"oc"`) || strings.Contains(string(body), `"id":"oe"`) || strings.Contains(string(body), `"id":"oa-lab"`) {
 				t.Errorf("doc2's Observation search = %d %s", st, body)
@@ -114,7 +131,13 @@ func TestOptOutAndPanels(t *testing.T) {
 				t.Errorf("optout list = %s", list)
 			}
 
-			e.cli("optout", "remove", "pa")
+			var removed struct {
+				Patient  string
+				OptedOut *bool `json:"opted_out"`
+			}
+			if err := json.Unmarshal([]byte(e.cli("optout", "remove", "pa", "--json")), &removed); err != nil || removed.Patient != "pa" || removed.OptedOut == nil || *removed.OptedOut {
+				t.Errorf("optout remove --json = %+v, %v", removed, err)
+			}
 			if errCode := e.authorizeError("pat", "launch/patient patient/*.rs"); errCode != "" {
 				t.Errorf("after opting back in, authorize answered %q", errCode)
 			}
@@ -126,10 +149,24 @@ func TestOptOutAndPanels(t *testing.T) {
 		})
 
 		t.Run("cli errors", func(t *testing.T) {
-			for _, args := range [][]string{{"optout", "add"}, {"optout", "add", "not an id"}, {"optout", "remove", "never-opted"}, {"optout", "frobnicate"}} {
-				args = append(args, "--data-dir", e.dataDir)
-				if err := run(t.Context(), args, &strings.Builder{}, &strings.Builder{}); err == nil {
-					t.Errorf("smartfhir %s succeeded", strings.Join(args, " "))
+			for _, c := range []struct {
+				args []string
+				want string
+			}{
+				{[]string{"optout"}, "usage: smartfhir optout"},
+				{[]string{"optout", "add"}, "want exactly one argument"},
+				{[]string{"optout", "add", "not an id"}, "is not a FHIR id"},
+				{[]string{"optout", "remove", "never-opted"}, "patient never-opted has not opted out"},
+				{[]string{"optout", "list", "extra"}, `unexpected argument "extra"`},
+				{[]string{"optout", "frobnicate"}, `unknown optout subcommand "frobnicate"`},
+			} {
+				args := c.args
+				if len(args) > 1 {
+					args = append(append(slices.Clone(args), "--data-dir", e.dataDir), e.dbArgs...)
+				}
+				err := run(t.Context(), args, &strings.Builder{}, &strings.Builder{})
+				if err == nil || !strings.Contains(err.Error(), c.want) {
+					t.Errorf("smartfhir %s: %v, want an error containing %q", strings.Join(args, " "), err, c.want)
 				}
 			}
 		})

@@ -794,7 +794,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 			g.Encounter = chosen
 		}
 	}
-	if out, err := s.optedOut(ctx, grantPatients(g, u)); err != nil {
+	if out, err := s.optedOut(ctx, grantPatients(g)); err != nil {
 		s.internalError(w, r, err)
 		return
 	} else if len(out) > 0 {

@@ -43,6 +43,13 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if out, err := s.grantOptedOut(ctx, g); err != nil {
+		s.writeError(w, r, err)
+		return
+	} else if out {
+		writeJSON(w, http.StatusOK, inactive)
+		return
+	}
 	out := map[string]any{
 		"active":    true,
 		"client_id": tok.ClientID,

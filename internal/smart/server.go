@@ -426,9 +426,8 @@ func (s *Server) checkAccessToken(ctx context.Context, h []byte, now time.Time) 
 		GrantID:   g.ID,
 		Expires:   tok.Expires,
 	}
-	var u *User
 	if g.Username != "" {
-		u, err = s.store.User(ctx, g.Username)
+		u, err := s.store.User(ctx, g.Username)
 		if errors.Is(err, ErrNotFound) {
 			return nil, ErrInvalidToken
 		}
@@ -442,13 +441,14 @@ func (s *Server) checkAccessToken(ctx context.Context, h []byte, now time.Time) 
 	}
 	// A patient who opted out ends the tokens of their launches and of
 	// their own logins (OptOut revokes those grants; this also covers a
-	// grant made in a race with it), and leaves everyone else's user/
-	// scopes.
-	out, err := s.optedOut(ctx, append(grantPatients(g, u), info.UserPatients...))
+	// grant made in a race with it), and drops out of everyone else's
+	// user/ scopes.
+	own := grantPatients(g)
+	out, err := s.optedOut(ctx, append(slices.Clip(own), info.UserPatients...))
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range grantPatients(g, u) {
+	for _, p := range own {
 		if slices.Contains(out, p) {
 			return nil, ErrInvalidToken
 		}
@@ -485,18 +485,26 @@ func (s *Server) userPatients(ctx context.Context, u *User) ([]string, error) {
 }
 
 // grantPatients are the patients a grant is for: its launch patient, and
-// the user when the user is a patient.
-func grantPatients(g *Grant, u *User) []string {
+// its user when the user is a patient (fhirUser Patient/{id}), the grants
+// Store.OptOut revokes.
+func grantPatients(g *Grant) []string {
 	var out []string
 	if g.Patient != "" {
 		out = append(out, g.Patient)
 	}
-	if u != nil && u.Role == RolePatient {
-		if own, ok := strings.CutPrefix(u.FHIRUser, "Patient/"); ok {
-			out = append(out, own)
-		}
+	if own, ok := strings.CutPrefix(g.FHIRUser, "Patient/"); ok {
+		out = append(out, own)
 	}
 	return out
+}
+
+// grantOptedOut reports whether a patient the grant is for opted out. The
+// token endpoint and introspection ask it so that a grant made in a race
+// with an opt-out (after the consent step checked, before OptOut revoked)
+// issues, refreshes and vouches for no token.
+func (s *Server) grantOptedOut(ctx context.Context, g *Grant) (bool, error) {
+	out, err := s.optedOut(ctx, grantPatients(g))
+	return len(out) > 0, err
 }
 
 // optedOut returns those of patients who opted out of third-party access.

@@ -126,6 +126,11 @@ func (h authorizationCodeGrant) grant(ctx context.Context, c *Client, _ authMeth
 	if g.Revoked {
 		return nil, errf("invalid_grant", "the grant was revoked")
 	}
+	if out, err := s.grantOptedOut(ctx, g); err != nil {
+		return nil, err
+	} else if out {
+		return nil, errf("invalid_grant", "the patient has opted out of access by third-party apps")
+	}
 	scopes, err := access.ParseSet(g.Scopes)
 	if err != nil {
 		return nil, fmt.Errorf("stored scopes of grant %s: %w", g.ID, err)
@@ -188,6 +193,11 @@ func (h refreshTokenGrant) grant(ctx context.Context, c *Client, _ authMethod, f
 	}
 	if g.Revoked {
 		return nil, errf("invalid_grant", "the grant was revoked")
+	}
+	if out, err := s.grantOptedOut(ctx, g); err != nil {
+		return nil, err
+	} else if out {
+		return nil, errf("invalid_grant", "the patient has opted out of access by third-party apps")
 	}
 	kept, err := access.ParseSet(old.Scopes)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -564,12 +565,25 @@ func (a *AuthStore) OptIn(ctx context.Context, patientID string) (err error) {
 	return err
 }
 
+// optedOutBatch bounds the parameters of one opt-out query (SQLite allows
+// 32,766, PostgreSQL 65,535; a practitioner's panel may be larger).
+const optedOutBatch = 500
+
 // OptedOut returns those of patientIDs who opted out.
 func (a *AuthStore) OptedOut(ctx context.Context, patientIDs []string) (_ []string, err error) {
 	defer wrap(&err, "auth.OptedOut")
-	if len(patientIDs) == 0 {
-		return nil, nil
+	var out []string
+	for batch := range slices.Chunk(patientIDs, optedOutBatch) {
+		if out, err = a.optedOut(ctx, batch, out); err != nil {
+			return nil, err
+		}
 	}
+	return out, nil
+}
+
+// optedOut appends to out those of patientIDs (at most optedOutBatch) who
+// opted out.
+func (a *AuthStore) optedOut(ctx context.Context, patientIDs, out []string) ([]string, error) {
 	args := make([]any, len(patientIDs))
 	for i, p := range patientIDs {
 		args[i] = p
@@ -580,7 +594,6 @@ func (a *AuthStore) OptedOut(ctx context.Context, patientIDs []string) (_ []stri
 		return nil, err
 	}
 	defer rows.Close()
-	var out []string
 	for rows.Next() {
 		var p string
 		if err := rows.Scan(&p); err != nil {

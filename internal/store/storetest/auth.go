@@ -518,6 +518,22 @@ func testAuthOptOut(t *testing.T, s smart.Store) {
 	if err != nil || !slices.Equal(got, []string{"p1", "p3"}) {
 		t.Errorf("OptedOut = %v, %v", got, err)
 	}
+	// A practitioner's panel can be longer than one statement takes
+	// parameters; the opted-out ones sit in different batches.
+	many := make([]string, 0, 70002)
+	many = append(many, "p1")
+	for i := range 70000 {
+		many = append(many, fmt.Sprintf("q%d", i))
+	}
+	many = append(many, "p3")
+	got, err = s.OptedOut(ctx, many)
+	slices.Sort(got)
+	if err != nil || !slices.Equal(got, []string{"p1", "p3"}) {
+		t.Errorf("OptedOut of %d patients = %v, %v", len(many), got, err)
+	}
+	if got, err := s.OptedOut(ctx, nil); err != nil || len(got) != 0 {
+		t.Errorf("OptedOut(nil) = %v, %v", got, err)
+	}
 	list, err := s.OptOuts(ctx)
 	if err != nil || len(list) != 2 || list[0].PatientID != "p1" || !list[0].Created.Equal(t0) || list[1].PatientID != "p3" {
 		t.Errorf("OptOuts = %+v, %v", list, err)
