@@ -34,7 +34,12 @@ const busyTimeout = 10 * time.Second
 // Settings (sqlite.org/pragma.html): WAL so that readers never block the
 // writer, synchronous=NORMAL (durable at checkpoints, safe in WAL),
 // busy_timeout so that a second process writing the same file waits its
-// turn, foreign keys on. Reads use a pool of query-only connections, one per
+// turn, foreign keys on. temp_store=MEMORY keeps statement journals of
+// savepoints off disk. mmap_size maps the database file: in WAL mode every
+// commit (the audit log commits several times a second) makes each reader
+// connection drop its page cache at its next transaction, and refilling
+// it from the mapping costs no read() and no copy (without it, searches
+// ran at a third of their speed under a steady audit load). Reads use a pool of query-only connections, one per
 // core; writes use a single connection whose transactions begin IMMEDIATE,
 // taking the file's write lock at once so that they never fail part-way
 // with SQLITE_BUSY.
@@ -56,6 +61,7 @@ func Open(ctx context.Context, path string, cfg sqlstore.Config) (*sqlstore.DB, 
 		"wal_autocheckpoint(10000)",
 		"foreign_keys(1)",
 		"temp_store(MEMORY)",
+		"mmap_size(2147418112)",
 	}}.Encode()
 	writer, err := sql.Open("sqlite", base+"&_txlock=immediate")
 	if err != nil {
