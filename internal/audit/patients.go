@@ -2,7 +2,6 @@ package audit
 
 import (
 	"bytes"
-	"strings"
 
 	"smartfhir/internal/fhir"
 )
@@ -72,24 +71,4 @@ func skipBack(b []byte, k int) int {
 		k--
 	}
 	return k
-}
-
-// patientID is the id of a reference to a Patient on this server:
-// "Patient/{id}", "Patient/{id}/_history/{vid}" or the same after
-// base + "/".
-func patientID(ref, base string) (string, bool) {
-	if base != "" {
-		if rel, ok := strings.CutPrefix(ref, base+"/"); ok {
-			ref = rel
-		}
-	}
-	id, ok := strings.CutPrefix(ref, "Patient/")
-	if !ok {
-		return "", false
-	}
-	id, _, _ = strings.Cut(id, "/")
-	if !fhir.ValidID(id) {
-		return "", false
-	}
-	return id, true
 }
