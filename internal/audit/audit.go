@@ -142,36 +142,6 @@ func (l *Log) Stats() (written, failures int64) {
 	return l.written, l.failures
 }
 
-// Flush writes every event recorded before it, waiting until they are
-// stored or ctx ends.
-func (l *Log) Flush(ctx context.Context) error {
-	l.mu.Lock()
-	target := l.written + int64(len(l.buf))
-	l.mu.Unlock()
-	select {
-	case l.kick <- struct{}{}:
-	default:
-	}
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
-	for {
-		written, _ := l.Stats()
-		if written >= target {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-l.done:
-			if written, _ := l.Stats(); written >= target {
-				return nil
-			}
-			return ErrClosed
-		case <-t.C:
-		}
-	}
-}
-
 // Close stops accepting events and writes those still waiting, trying
 // until ctx ends.
 func (l *Log) Close(ctx context.Context) error {

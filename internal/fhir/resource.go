@@ -63,40 +63,66 @@ func ParseObject(data []byte) (Object, error) {
 	if err := json.Compact(&buf, data); err != nil {
 		return nil, fmt.Errorf("not valid JSON: %w", err)
 	}
-	b := buf.Bytes()
-	if len(b) == 0 || b[0] != '{' {
-		return nil, fmt.Errorf("not a JSON object")
-	}
 	var obj Object
 	var seen map[string]bool
+	err := CompactMembers(buf.Bytes(), func(name string, value []byte) error {
+		if seen == nil {
+			seen = make(map[string]bool, 16)
+		}
+		if seen[name] {
+			return fmt.Errorf("duplicate JSON member %q", name)
+		}
+		seen[name] = true
+		obj = append(obj, Member{name, json.RawMessage(value)})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
+// CompactMembers calls fn with the name and raw value of each top-level
+// member of b, in order. b must be a JSON object in compact form, as
+// stored bodies are: values are only delimited, not checked. Input that
+// is not such an object is an error, never a panic.
+func CompactMembers(b []byte, fn func(name string, value []byte) error) error {
+	if len(b) < 2 || b[0] != '{' {
+		return fmt.Errorf("not a JSON object")
+	}
+	malformed := fmt.Errorf("not valid compact JSON")
 	i := 1
 	for i < len(b) && b[i] != '}' {
 		if b[i] == ',' {
 			i++
 		}
+		if i >= len(b) || b[i] != '"' {
+			return malformed
+		}
 		kend := stringEnd(b, i)
+		if kend >= len(b) || b[kend] != ':' {
+			return malformed
+		}
 		name := string(b[i+1 : kend-1])
 		if bytes.IndexByte(b[i:kend], '\\') >= 0 {
 			if err := json.Unmarshal(b[i:kend], &name); err != nil {
-				return nil, fmt.Errorf("not valid JSON: %w", err)
+				return fmt.Errorf("not valid JSON: %w", err)
 			}
 		}
 		vstart := kend + 1 // past the colon
 		vend := valueEnd(b, vstart)
-		if seen == nil {
-			seen = make(map[string]bool, 16)
+		if vend <= vstart || vend > len(b) {
+			return malformed
 		}
-		if seen[name] {
-			return nil, fmt.Errorf("duplicate JSON member %q", name)
+		if err := fn(name, b[vstart:vend:vend]); err != nil {
+			return err
 		}
-		seen[name] = true
-		obj = append(obj, Member{name, json.RawMessage(b[vstart:vend:vend])})
 		i = vend
 	}
 	if i != len(b)-1 {
-		return nil, fmt.Errorf("not valid JSON: data after the object")
+		return fmt.Errorf("not valid JSON: data after the object")
 	}
-	return obj, nil
+	return nil
 }
 
 // stringEnd returns the index just past the JSON string starting at b[i]

@@ -168,7 +168,7 @@ func (a *API) doConditionalUpdate(ctx context.Context, tx store.Tx, typ, rawQuer
 			}
 			return a.doCreate(ctx, tx, typ, a.cfg.NewID(), body, "")
 		}
-		if !validID(h.ID) {
+		if !fhir.ValidID(h.ID) {
 			return nil, false, idError("the resource's id " + strconv.Quote(h.ID) + " is not a valid id")
 		}
 		return a.updateAs(ctx, tx, typ, h.ID, body, ifMatch)

@@ -77,7 +77,7 @@ func (a *API) parseRoute(path string) (route, error) {
 		return rt, nil
 	case strings.HasPrefix(seg[1], "$"):
 		return route{}, fhir.Errorf(fhir.NotSupported, "the operation %s is not supported", seg[1])
-	case !validID(seg[1]):
+	case !fhir.ValidID(seg[1]):
 		return route{}, fhir.Errorf(fhir.Invalid, "%q is not a valid resource id", seg[1])
 	}
 	rt.id = seg[1]
@@ -105,18 +105,3 @@ func (a *API) parseRoute(path string) (route, error) {
 }
 
 func notFoundPath() error { return fhir.Errorf(fhir.NotFound, "no FHIR endpoint at this path") }
-
-// validID is fhir.ValidID ([A-Za-z0-9\-\.]{1,64}) without a regexp, for
-// the hot path.
-func validID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
-}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 
+	"smartfhir/internal/fhir"
 	"smartfhir/internal/fhirpath"
 )
 
@@ -152,7 +153,7 @@ func str(m map[string]any, key string) string {
 }
 
 // Compartments returns the patients whose compartment a resource of
-// resourceType is in, as Index would find them, at a fraction of its cost:
+// resourceType (a stored body: compact JSON) is in, as Index would find them, at a fraction of its cost:
 // only the type's compartment parameters are evaluated, over only the
 // top-level members that can hold a reference (those whose JSON contains
 // a "reference" key) plus id. A reference parameter matches Reference
@@ -160,7 +161,7 @@ func str(m map[string]any, key string) string {
 // access policy uses it to check a read against a patient's compartment.
 func (r *Registry) Compartments(resourceType string, body []byte) ([]string, error) {
 	res := map[string]any{}
-	err := members(body, func(name string, val []byte) error {
+	err := fhir.CompactMembers(body, func(name string, val []byte) error {
 		if name != "resourceType" && name != "id" && !bytes.Contains(val, []byte(`"reference"`)) {
 			return nil
 		}
@@ -211,113 +212,4 @@ func OnlyCompartments(e Expr) bool {
 		return !slices.ContainsFunc(e, func(x Expr) bool { return !OnlyCompartments(x) })
 	}
 	return false
-}
-
-// members calls fn with the name and raw value of each top-level member of
-// the JSON object body, in order. It only finds where values begin and
-// end (strings, and nesting by brackets): the stored bodies it reads are
-// JSON the server wrote, and fn decodes what it keeps. Names with escapes
-// are passed as written.
-func members(body []byte, fn func(name string, val []byte) error) error {
-	i := skipSpace(body, 0)
-	if i >= len(body) || body[i] != '{' {
-		return errors.New("not a JSON object")
-	}
-	i++
-	for {
-		i = skipSpace(body, i)
-		if i < len(body) && body[i] == '}' {
-			return nil
-		}
-		if i >= len(body) || body[i] != '"' {
-			return errors.New("malformed JSON object")
-		}
-		end := stringEnd(body, i)
-		if end < 0 {
-			return errors.New("unterminated string")
-		}
-		name := string(body[i+1 : end-1])
-		i = skipSpace(body, end)
-		if i >= len(body) || body[i] != ':' {
-			return errors.New("malformed JSON object")
-		}
-		start := skipSpace(body, i+1)
-		i = valueEnd(body, start)
-		if i < 0 {
-			return errors.New("malformed JSON value")
-		}
-		if err := fn(name, body[start:i]); err != nil {
-			return err
-		}
-		i = skipSpace(body, i)
-		if i < len(body) && body[i] == ',' {
-			i++
-			continue
-		}
-		if i < len(body) && body[i] == '}' {
-			return nil
-		}
-		return errors.New("malformed JSON object")
-	}
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// stringEnd returns the index just past the string starting at b[i] ('"'),
-// or -1.
-func stringEnd(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return -1
-}
-
-// valueEnd returns the index just past the JSON value starting at b[i],
-// or -1.
-func valueEnd(b []byte, i int) int {
-	if i >= len(b) {
-		return -1
-	}
-	switch b[i] {
-	case '"':
-		return stringEnd(b, i)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				end := stringEnd(b, j)
-				if end < 0 {
-					return -1
-				}
-				j = end - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return -1
-	}
-	j := i
-	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\n' && b[j] != '\t' && b[j] != '\r' {
-		j++
-	}
-	if j == i {
-		return -1
-	}
-	return j
 }

@@ -51,14 +51,6 @@ func blob(b []byte) []byte {
 	return b
 }
 
-func (a *AuthStore) exec(ctx context.Context, query string, args ...any) (n int64, err error) {
-	err = a.db.TransactSQL(ctx, func(ctx context.Context, tx *Tx) error {
-		n, err = tx.Exec(ctx, query, args...)
-		return err
-	})
-	return n, err
-}
-
 func notFound(err error, what string) error {
 	if errors.Is(err, ErrNoRows) {
 		return fmt.Errorf("%s: %w", what, smart.ErrNotFound)
@@ -75,7 +67,7 @@ func (a *AuthStore) CreateClient(ctx context.Context, c *smart.Client) (err erro
 	if err != nil {
 		return err
 	}
-	n, err := a.exec(ctx, `INSERT INTO auth_clients (`+clientCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+	n, err := a.db.Exec(ctx, `INSERT INTO auth_clients (`+clientCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
 		c.ID, c.Name, string(c.Type), blob(c.SecretHash), string(uris), c.Scopes, c.JWKSURL, blob(c.JWKS), c.LaunchURL, string(c.Status), micro(c.Created))
 	if err == nil && n == 0 {
 		return smart.ErrExists
@@ -136,7 +128,7 @@ func (a *AuthStore) Clients(ctx context.Context) (_ []*smart.Client, err error) 
 // SetClientStatus changes a client's status.
 func (a *AuthStore) SetClientStatus(ctx context.Context, id string, s smart.ClientStatus) (err error) {
 	defer wrap(&err, "auth.SetClientStatus(%q)", id)
-	n, err := a.exec(ctx, `UPDATE auth_clients SET status = ? WHERE id = ?`, string(s), id)
+	n, err := a.db.Exec(ctx, `UPDATE auth_clients SET status = ? WHERE id = ?`, string(s), id)
 	if err == nil && n == 0 {
 		return smart.ErrNotFound
 	}
@@ -162,7 +154,7 @@ func (a *AuthStore) CreateUser(ctx context.Context, u *smart.User) (err error) {
 	if err != nil {
 		return err
 	}
-	n, err := a.exec(ctx, `INSERT INTO auth_users (username, password_hash, role, fhir_user, patients, created) VALUES (?, ?, ?, ?, ?, ?)
+	n, err := a.db.Exec(ctx, `INSERT INTO auth_users (username, password_hash, role, fhir_user, patients, created) VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (username) DO NOTHING`, u.Username, u.PasswordHash, string(u.Role), u.FHIRUser, string(patients), micro(u.Created))
 	if err == nil && n == 0 {
 		return smart.ErrExists
@@ -219,7 +211,7 @@ func (a *AuthStore) Users(ctx context.Context) (_ []*smart.User, err error) {
 // CreateLaunch stores an EHR launch context.
 func (a *AuthStore) CreateLaunch(ctx context.Context, l *smart.LaunchContext) (err error) {
 	defer wrap(&err, "auth.CreateLaunch")
-	_, err = a.exec(ctx, `INSERT INTO auth_launches (hash, client_id, username, patient, encounter, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	_, err = a.db.Exec(ctx, `INSERT INTO auth_launches (hash, client_id, username, patient, encounter, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		l.Hash, l.ClientID, l.Username, l.Patient, l.Encounter, micro(l.Created), micro(l.Expires))
 	return err
 }
@@ -256,7 +248,7 @@ func (a *AuthStore) Launch(ctx context.Context, hash []byte) (*smart.LaunchConte
 // CreateGrant stores a grant.
 func (a *AuthStore) CreateGrant(ctx context.Context, g *smart.Grant) (err error) {
 	defer wrap(&err, "auth.CreateGrant")
-	_, err = a.exec(ctx, `INSERT INTO auth_grants (id, client_id, username, fhir_user, scopes, patient, encounter, nonce, created, revoked)
+	_, err = a.db.Exec(ctx, `INSERT INTO auth_grants (id, client_id, username, fhir_user, scopes, patient, encounter, nonce, created, revoked)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, g.ID, g.ClientID, g.Username, g.FHIRUser, g.Scopes, g.Patient, g.Encounter, g.Nonce, micro(g.Created), flag(g.Revoked))
 	return err
 }
@@ -293,7 +285,7 @@ func (a *AuthStore) RevokeGrant(ctx context.Context, id string) (err error) {
 // CreateCode stores an authorization code.
 func (a *AuthStore) CreateCode(ctx context.Context, c *smart.Code) (err error) {
 	defer wrap(&err, "auth.CreateCode")
-	_, err = a.exec(ctx, `INSERT INTO auth_codes (hash, grant_id, client_id, redirect_uri, code_challenge, created, expires, used) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = a.db.Exec(ctx, `INSERT INTO auth_codes (hash, grant_id, client_id, redirect_uri, code_challenge, created, expires, used) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.Hash, c.GrantID, c.ClientID, c.RedirectURI, c.CodeChallenge, micro(c.Created), micro(c.Expires), flag(c.Used))
 	return err
 }
@@ -327,7 +319,7 @@ func (a *AuthStore) UseCode(ctx context.Context, hash []byte) (_ *smart.Code, er
 // CreateToken stores a token.
 func (a *AuthStore) CreateToken(ctx context.Context, t *smart.Token) (err error) {
 	defer wrap(&err, "auth.CreateToken")
-	_, err = a.exec(ctx, `INSERT INTO auth_tokens (hash, kind, grant_id, client_id, scopes, issued, expires, revoked, rotated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = a.db.Exec(ctx, `INSERT INTO auth_tokens (hash, kind, grant_id, client_id, scopes, issued, expires, revoked, rotated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		t.Hash, string(t.Kind), t.GrantID, t.ClientID, t.Scopes, micro(t.Issued), micro(t.Expires), flag(t.Revoked), flag(t.Rotated))
 	return err
 }
@@ -377,7 +369,7 @@ func (a *AuthStore) RotateToken(ctx context.Context, hash []byte) (_ *smart.Toke
 // RevokeToken ends one token.
 func (a *AuthStore) RevokeToken(ctx context.Context, hash []byte) (err error) {
 	defer wrap(&err, "auth.RevokeToken")
-	n, err := a.exec(ctx, `UPDATE auth_tokens SET revoked = 1 WHERE hash = ?`, hash)
+	n, err := a.db.Exec(ctx, `UPDATE auth_tokens SET revoked = 1 WHERE hash = ?`, hash)
 	if err == nil && n == 0 {
 		return smart.ErrNotFound
 	}
@@ -387,7 +379,7 @@ func (a *AuthStore) RevokeToken(ctx context.Context, hash []byte) (err error) {
 // CreateSigningKey stores a signing key.
 func (a *AuthStore) CreateSigningKey(ctx context.Context, k *smart.SigningKey) (err error) {
 	defer wrap(&err, "auth.CreateSigningKey")
-	_, err = a.exec(ctx, `INSERT INTO auth_signing_keys (id, private_key, created, retired) VALUES (?, ?, ?, ?)`,
+	_, err = a.db.Exec(ctx, `INSERT INTO auth_signing_keys (id, private_key, created, retired) VALUES (?, ?, ?, ?)`,
 		k.ID, k.PrivateKey, micro(k.Created), micro(k.Retired))
 	return err
 }
@@ -416,7 +408,7 @@ func (a *AuthStore) SigningKeys(ctx context.Context, since time.Time) (_ []*smar
 // RetireSigningKeys retires every key in use.
 func (a *AuthStore) RetireSigningKeys(ctx context.Context, at time.Time) (err error) {
 	defer wrap(&err, "auth.RetireSigningKeys")
-	_, err = a.exec(ctx, `UPDATE auth_signing_keys SET retired = ? WHERE retired = 0`, micro(at))
+	_, err = a.db.Exec(ctx, `UPDATE auth_signing_keys SET retired = ? WHERE retired = 0`, micro(at))
 	return err
 }
 
@@ -425,7 +417,7 @@ func (a *AuthStore) RetireSigningKeys(ctx context.Context, at time.Time) (err er
 func (a *AuthStore) UseJTI(ctx context.Context, clientID, jti string, exp time.Time) (err error) {
 	defer wrap(&err, "auth.UseJTI")
 	now := a.db.now()
-	n, err := a.exec(ctx, `INSERT INTO auth_jtis (client_id, jti, expires) VALUES (?, ?, ?)
+	n, err := a.db.Exec(ctx, `INSERT INTO auth_jtis (client_id, jti, expires) VALUES (?, ?, ?)
 ON CONFLICT (client_id, jti) DO UPDATE SET expires = excluded.expires WHERE auth_jtis.expires < ?`, clientID, jti, micro(exp), micro(now))
 	if err == nil && n == 0 {
 		return smart.ErrExists
@@ -478,7 +470,7 @@ func (a *AuthStore) RecordLoginFailure(ctx context.Context, key string, at time.
 // ClearLoginFailures forgets the failures of key.
 func (a *AuthStore) ClearLoginFailures(ctx context.Context, key string) (err error) {
 	defer wrap(&err, "auth.ClearLoginFailures")
-	_, err = a.exec(ctx, `DELETE FROM auth_login_attempts WHERE username = ?`, key)
+	_, err = a.db.Exec(ctx, `DELETE FROM auth_login_attempts WHERE username = ?`, key)
 	return err
 }
 
@@ -487,14 +479,14 @@ func (a *AuthStore) ClearLoginFailures(ctx context.Context, key string) (err err
 func (a *AuthStore) DeleteLoginStates(ctx context.Context, before time.Time) (err error) {
 	defer wrap(&err, "auth.DeleteLoginStates")
 	m := micro(before)
-	_, err = a.exec(ctx, `DELETE FROM auth_login_attempts WHERE last_failure < ? AND locked_until < ?`, m, m)
+	_, err = a.db.Exec(ctx, `DELETE FROM auth_login_attempts WHERE last_failure < ? AND locked_until < ?`, m, m)
 	return err
 }
 
 // PutSession writes a browser session.
 func (a *AuthStore) PutSession(ctx context.Context, s *smart.Session) (err error) {
 	defer wrap(&err, "auth.PutSession")
-	_, err = a.exec(ctx, `INSERT INTO auth_sessions (hash, data, expires) VALUES (?, ?, ?)
+	_, err = a.db.Exec(ctx, `INSERT INTO auth_sessions (hash, data, expires) VALUES (?, ?, ?)
 ON CONFLICT (hash) DO UPDATE SET data = excluded.data, expires = excluded.expires`, s.Hash, blob(s.Data), micro(s.Expires))
 	return err
 }
@@ -513,7 +505,7 @@ func (a *AuthStore) Session(ctx context.Context, hash []byte) (*smart.Session, e
 // DeleteSession removes a browser session.
 func (a *AuthStore) DeleteSession(ctx context.Context, hash []byte) (err error) {
 	defer wrap(&err, "auth.DeleteSession")
-	_, err = a.exec(ctx, `DELETE FROM auth_sessions WHERE hash = ?`, hash)
+	_, err = a.db.Exec(ctx, `DELETE FROM auth_sessions WHERE hash = ?`, hash)
 	return err
 }
 
@@ -558,7 +550,7 @@ func (a *AuthStore) OptOut(ctx context.Context, patientID string, at time.Time) 
 // OptIn forgets a patient's opt-out.
 func (a *AuthStore) OptIn(ctx context.Context, patientID string) (err error) {
 	defer wrap(&err, "auth.OptIn")
-	n, err := a.exec(ctx, `DELETE FROM auth_optouts WHERE patient_id = ?`, patientID)
+	n, err := a.db.Exec(ctx, `DELETE FROM auth_optouts WHERE patient_id = ?`, patientID)
 	if err == nil && n == 0 {
 		return fmt.Errorf("opt-out of Patient/%s: %w", patientID, smart.ErrNotFound)
 	}
