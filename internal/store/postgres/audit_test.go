@@ -22,3 +22,9 @@ func TestAuditConformance(t *testing.T) {
 		return db.Audit(), db
 	})
 }
+
+func TestAuditUpgrade(t *testing.T) {
+	db := open(t, schemaURL(t))
+	t.Cleanup(func() { db.Close() })
+	storetest.RunAuditUpgrade(t, db, db.Audit(), "SELECT nextval('audit_seq')")
+}

@@ -23,6 +23,10 @@ var migrationFiles embed.FS
 // It is an arbitrary constant: "smartf" in ASCII.
 const migrationLockKey int64 = 0x736d61727466
 
+// auditLockKey names the advisory lock that audit log writers hold from
+// reserving their batch's sequence numbers until it commits.
+const auditLockKey int64 = 0x736d61727467
+
 // SQLSTATE codes (postgresql.org/docs/current/errcodes-appendix.html).
 const (
 	serializationFailure = "40001"
@@ -78,6 +82,7 @@ func Open(ctx context.Context, url string, cfg sqlstore.Config) (*sqlstore.DB, e
 		// importer does not wait for it.
 		Analyze:    []string{"ANALYZE"},
 		ReserveSeq: "SELECT nextval('audit_seq') FROM generate_series(1, ?::integer)",
+		AuditLock:  fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", auditLockKey),
 	}
 	return sqlstore.New(&driver{pool: pool}, d, cfg), nil
 }

@@ -2,12 +2,14 @@ package sqlite_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"smartfhir/internal/audit"
+	"smartfhir/internal/store/sqlite"
 	"smartfhir/internal/store/storetest"
 )
 
@@ -41,5 +43,27 @@ func BenchmarkAuditAppend(b *testing.B) {
 		if err := db.Audit().Append(context.Background(), batch); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestAuditUpgrade also checks that the log left the database file for
+// its own.
+func TestAuditUpgrade(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "smartfhir.db")
+	db := open(t, path)
+	t.Cleanup(func() { db.Close() })
+	storetest.RunAuditUpgrade(t, db, db.Audit(), "")
+	var n int64
+	if err := db.QueryRow(context.Background(), "SELECT COUNT(*) FROM main.sqlite_schema WHERE name LIKE 'audit%'", nil, &n); err != nil || n != 0 {
+		t.Fatalf("audit tables left in the database file: %d, %v", n, err)
+	}
+	if err := db.QueryRow(context.Background(), "SELECT COUNT(*) FROM audit.audit_events", nil, &n); err != nil || n != 6 {
+		t.Fatalf("audit.audit_events: %d rows, %v; want 6", n, err)
+	}
+	if _, err := os.Stat(sqlite.AuditPath(path)); err != nil {
+		t.Fatalf("the audit log's file: %v", err)
+	}
+	if got := sqlite.AuditPath("/data/smartfhir.db"); got != "/data/smartfhir-audit.db" {
+		t.Errorf("AuditPath = %q", got)
 	}
 }

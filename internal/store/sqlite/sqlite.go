@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	sqldriver "database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -63,10 +64,8 @@ func Open(ctx context.Context, path string, cfg sqlstore.Config) (*sqlstore.DB, 
 		"temp_store(MEMORY)",
 		"mmap_size(2147418112)",
 	}}.Encode()
-	writer, err := sql.Open("sqlite", base+"&_txlock=immediate")
-	if err != nil {
-		return nil, fmt.Errorf("sqlite.Open(%q): %w", path, err)
-	}
+	auditFile := AuditPath(path)
+	writer := sql.OpenDB(connector{withAudit(auditFile, true), base + "&_txlock=immediate"})
 	writer.SetMaxOpenConns(1)
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxIdleTime(0)
@@ -77,11 +76,7 @@ func Open(ctx context.Context, path string, cfg sqlstore.Config) (*sqlstore.DB, 
 		writer.Close()
 		return nil, fmt.Errorf("sqlite.Open(%q): %w", path, err)
 	}
-	reader, err := sql.Open("sqlite", base+"&"+url.Values{"_pragma": {"query_only(1)"}}.Encode())
-	if err != nil {
-		writer.Close()
-		return nil, fmt.Errorf("sqlite.Open(%q): %w", path, err)
-	}
+	reader := sql.OpenDB(connector{withAudit(auditFile, false), base + "&" + url.Values{"_pragma": {"query_only(1)"}}.Encode()})
 	n := max(4, runtime.GOMAXPROCS(0))
 	reader.SetMaxOpenConns(n)
 	reader.SetMaxIdleConns(n)
@@ -116,6 +111,53 @@ func Open(ctx context.Context, path string, cfg sqlstore.Config) (*sqlstore.DB, 
 	}
 	return sqlstore.New(&driver{reader: reader, writer: writer}, d, cfg), nil
 }
+
+// AuditPath is the file of the audit log (internal/audit) that belongs to
+// the database at path: "smartfhir.db" keeps it in "smartfhir-audit.db".
+// Every connection attaches it as the schema "audit", where migration 0008
+// put the log's tables; statements name them unqualified. In a file of its
+// own, the log's frequent commits leave the page caches of the resources'
+// readers valid (WAL readers drop their cache after any commit to the file
+// they read).
+func AuditPath(path string) string {
+	ext := filepath.Ext(path)
+	if ext == "" || strings.ContainsRune(ext, '/') {
+		return path + "-audit"
+	}
+	return strings.TrimSuffix(path, ext) + "-audit" + ext
+}
+
+// withAudit is a driver whose connections attach the audit log's file;
+// the writer's also switch it to WAL (which the file remembers).
+func withAudit(file string, writer bool) *sqlite.Driver {
+	d := &sqlite.Driver{}
+	d.RegisterConnectionHook(func(c sqlite.ExecQuerierContext, _ string) error {
+		ctx := context.Background()
+		if _, err := c.ExecContext(ctx, "ATTACH DATABASE ? AS audit", []sqldriver.NamedValue{{Ordinal: 1, Value: file}}); err != nil {
+			return fmt.Errorf("attaching the audit log %s: %w", file, err)
+		}
+		pragmas := []string{"PRAGMA audit.synchronous = NORMAL"}
+		if writer {
+			pragmas = append(pragmas, "PRAGMA audit.journal_mode = WAL")
+		}
+		for _, p := range pragmas {
+			if _, err := c.ExecContext(ctx, p, nil); err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+		}
+		return nil
+	})
+	return d
+}
+
+// connector opens connections to one data source name with one driver.
+type connector struct {
+	drv *sqlite.Driver
+	dsn string
+}
+
+func (c connector) Connect(context.Context) (sqldriver.Conn, error) { return c.drv.Open(c.dsn) }
+func (c connector) Driver() sqldriver.Driver                        { return c.drv }
 
 // isBusy reports SQLITE_BUSY and SQLITE_LOCKED in all their extended forms.
 func isBusy(err error) bool {
@@ -190,12 +232,20 @@ func (d *driver) Query(ctx context.Context, query string, args ...any) (sqlstore
 	return sqlRows{rows}, nil
 }
 
+// QueryRow runs a statement that reads one row: a read by id, a token
+// lookup. It is not cancelled with ctx: such a statement takes
+// microseconds, and watching a cancellable context costs database/sql and
+// the SQLite driver a goroutine each per statement.
 func (d *driver) QueryRow(ctx context.Context, query string, args []any, dest ...any) error {
 	s, err := stmt(ctx, &d.readStmts, d.reader, query)
 	if err != nil {
 		return err
 	}
-	return scanRow(s.QueryRowContext(ctx, args...), dest)
+	rows, err := s.QueryContext(context.WithoutCancel(ctx), args...)
+	if err != nil {
+		return err
+	}
+	return scanOne(rows, dest)
 }
 
 func (d *driver) Begin(ctx context.Context) (sqlstore.DriverTx, error) {
@@ -287,6 +337,39 @@ func scanRow(row *sql.Row, dest []any) error {
 		return sqlstore.ErrNoRows
 	}
 	return err
+}
+
+// scanOne scans the first of rows into dest and closes rows. A []byte
+// destination receives the driver's own copy of the value:
+// modernc.org/sqlite copies each BLOB value into a fresh slice that it
+// never reuses, so the second copy database/sql makes for a *[]byte (half
+// of what a read by id allocated) is skipped.
+// TestScanOneKeepsBytes guards that assumption.
+func scanOne(rows *sql.Rows, dest []any) error {
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return sqlstore.ErrNoRows
+	}
+	var raw [8]sql.RawBytes
+	scan := make([]any, len(dest))
+	for i, d := range dest {
+		scan[i] = d
+		if _, ok := d.(*[]byte); ok && i < len(raw) {
+			scan[i] = &raw[i]
+		}
+	}
+	if err := rows.Scan(scan...); err != nil {
+		return err
+	}
+	for i, d := range dest {
+		if b, ok := d.(*[]byte); ok && i < len(raw) {
+			*b = raw[i]
+		}
+	}
+	return rows.Close()
 }
 
 type sqlRows struct{ *sql.Rows }

@@ -1,7 +1,9 @@
 package sqlite_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -144,5 +146,41 @@ func BenchmarkPut(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestScanOneKeepsBytes guards what QueryRow relies on to skip a copy: a
+// []byte it returned stays intact through later statements on the same
+// connections (the driver never reuses the slices it hands out).
+func TestScanOneKeepsBytes(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, filepath.Join(t.TempDir(), "smartfhir.db"))
+	defer db.Close()
+	var kept [][]byte
+	var copies [][]byte
+	for range 200 {
+		var b []byte
+		if err := db.QueryRow(ctx, "SELECT randomblob(64)", nil, &b); err != nil {
+			t.Fatal(err)
+		}
+		if len(b) != 64 {
+			t.Fatalf("got %d bytes, want 64", len(b))
+		}
+		kept = append(kept, b)
+		copies = append(copies, bytes.Clone(b))
+	}
+	for i := range kept {
+		if !bytes.Equal(kept[i], copies[i]) {
+			t.Fatalf("value %d changed after later statements", i)
+		}
+	}
+	var s string
+	var n int64
+	var b []byte
+	if err := db.QueryRow(ctx, "SELECT 'x', 7, NULL", nil, &s, &n, &b); err != nil || s != "x" || n != 7 || b != nil {
+		t.Fatalf("mixed row: %q %d %v, %v", s, n, b, err)
+	}
+	if err := db.QueryRow(ctx, "SELECT 1 WHERE 0", nil, &n); !errors.Is(err, sqlstore.ErrNoRows) {
+		t.Fatalf("no row: %v, want ErrNoRows", err)
 	}
 }

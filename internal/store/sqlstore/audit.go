@@ -4,15 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"smartfhir/internal/audit"
 	"smartfhir/internal/fhir"
 )
 
-// AuditStore is the audit log's table (internal/audit): append-only
-// events, and which patients each touched.
+// AuditStore is the audit log's tables (internal/audit): append-only
+// events, indexed by time (audit_events.recorded) and by search term
+// (audit_terms: per committed batch and term, the list of its events'
+// sequence numbers — one row per term and batch rather than one index
+// entry per event and term, which made the log's writes a fifth of the
+// server's work on reads by id).
 type AuditStore struct{ db *DB }
 
 var _ audit.Store = (*AuditStore)(nil)
@@ -26,10 +32,18 @@ const auditCols = `seq, recorded, interaction, resource_type, resources, query, 
 // well under both databases' limits).
 const auditRows = 200
 
+// The prefixes of audit_terms.term.
+const (
+	termPatient  = "patient:"
+	termClient   = "client:"
+	termUser     = "user:"
+	termFHIRUser = "fhirUser:"
+)
+
 // Append stores events in one unit of work. Their sequence numbers come
-// from the dialect's ReserveSeq (a PostgreSQL sequence, shared safely by
-// replicas) or, on a database with a single writer, follow the largest
-// stored one.
+// from the dialect's ReserveSeq (a PostgreSQL sequence, under AuditLock so
+// that concurrent writers' batches do not interleave) or, on a database
+// with a single writer, follow the largest stored.
 func (s *AuditStore) Append(ctx context.Context, events []audit.Event) (err error) {
 	defer wrap(&err, "audit.Append(%d events)", len(events))
 	if len(events) == 0 {
@@ -40,7 +54,18 @@ func (s *AuditStore) Append(ctx context.Context, events []audit.Event) (err erro
 		if err != nil {
 			return err
 		}
-		var pats []any
+		terms := map[string][]int64{}
+		var order []string // terms in first-seen order, for a stable insert
+		add := func(prefix, v string, seq int64) {
+			if v == "" {
+				return
+			}
+			t := prefix + v
+			if _, ok := terms[t]; !ok {
+				order = append(order, t)
+			}
+			terms[t] = append(terms[t], seq)
+		}
 		for start := 0; start < len(events); start += auditRows {
 			chunk := events[start:min(start+auditRows, len(events))]
 			var b strings.Builder
@@ -56,19 +81,33 @@ func (s *AuditStore) Append(ctx context.Context, events []audit.Event) (err erro
 					strings.Join(e.Resources, " "), e.Query, strings.Join(e.Patients, " "),
 					e.Status, e.ClientID, e.Username, e.FHIRUser, e.Source, e.RequestID)
 				for _, p := range e.Patients {
-					pats = append(pats, p, seq)
+					add(termPatient, p, seq)
 				}
+				add(termClient, e.ClientID, seq)
+				add(termUser, e.Username, seq)
+				add(termFHIRUser, e.FHIRUser, seq)
 			}
 			if _, err := tx.Exec(ctx, b.String(), args...); err != nil {
 				return err
 			}
 		}
-		const perRow = 2
-		for start := 0; start < len(pats); start += perRow * auditRows * 4 {
-			chunk := pats[start:min(start+perRow*auditRows*4, len(pats))]
-			q := "INSERT INTO audit_patients (patient_id, seq) VALUES " +
-				strings.TrimSuffix(strings.Repeat("(?,?),", len(chunk)/perRow), ",")
-			if _, err := tx.Exec(ctx, q, chunk...); err != nil {
+		for start := 0; start < len(order); start += auditRows {
+			chunk := order[start:min(start+auditRows, len(order))]
+			q := "INSERT INTO audit_terms (term, last_seq, first_seq, seqs) VALUES " +
+				strings.TrimSuffix(strings.Repeat("(?,?,?,?),", len(chunk)), ",")
+			args := make([]any, 0, 4*len(chunk))
+			for _, t := range chunk {
+				list := terms[t]
+				var b strings.Builder
+				for i, seq := range list {
+					if i > 0 {
+						b.WriteByte(' ')
+					}
+					b.WriteString(strconv.FormatInt(seq, 10))
+				}
+				args = append(args, t, list[len(list)-1], list[0], b.String())
+			}
+			if _, err := tx.Exec(ctx, q, args...); err != nil {
 				return err
 			}
 		}
@@ -76,10 +115,16 @@ func (s *AuditStore) Append(ctx context.Context, events []audit.Event) (err erro
 	})
 }
 
-// reserve returns n fresh sequence numbers, in increasing order.
+// reserve returns n fresh sequence numbers, in increasing order, all
+// greater than any another writer holds.
 func (s *AuditStore) reserve(ctx context.Context, tx *Tx, n int) ([]int64, error) {
 	seqs := make([]int64, 0, n)
 	if q := s.db.d.ReserveSeq; q != "" {
+		if l := s.db.d.AuditLock; l != "" {
+			if _, err := tx.Exec(ctx, l); err != nil {
+				return nil, fmt.Errorf("locking the audit log: %w", err)
+			}
+		}
 		rows, err := tx.Query(ctx, q, n)
 		if err != nil {
 			return nil, fmt.Errorf("reserving audit sequence numbers: %w", err)
@@ -111,51 +156,83 @@ func (s *AuditStore) reserve(ctx context.Context, tx *Tx, n int) ([]int64, error
 	return seqs, nil
 }
 
-// Search returns the events matching q, newest first. A patient drives
-// the query through audit_patients; otherwise the sequence order does,
-// narrowed by the agent and time indexes the planner picks.
+// Search returns the events matching q, newest first. A patient, else an
+// agent, else a fhirUser drives the query through audit_terms: the
+// matching sequence numbers are read newest first and their events
+// fetched a chunk at a time with the other conditions. Without one, the
+// sequence order drives, narrowed by the time index.
 func (s *AuditStore) Search(ctx context.Context, q audit.Query) (_ []audit.Stored, err error) {
 	defer wrap(&err, "audit.Search")
-	var where []string
-	var args []any
-	from := "audit_events e"
-	if q.Patient != "" {
-		from = "audit_patients p JOIN audit_events e ON e.seq = p.seq"
-		where = append(where, "p.patient_id = ?")
-		args = append(args, q.Patient)
+	count := max(q.Count, 1)
+	before := q.Before
+	if before <= 0 {
+		before = math.MaxInt64
 	}
-	if q.FHIRUser != "" {
-		where = append(where, "e.fhir_user = ?")
+	var terms []string
+	where, args := []string{"seq < ?"}, []any{before}
+	switch {
+	case q.Patient != "":
+		terms = []string{termPatient + q.Patient}
+	case q.Agent != "":
+		terms = []string{termClient + q.Agent, termUser + q.Agent}
+	case q.FHIRUser != "":
+		terms = []string{termFHIRUser + q.FHIRUser}
+	}
+	if q.FHIRUser != "" && q.Patient+q.Agent != "" {
+		where = append(where, "fhir_user = ?")
 		args = append(args, q.FHIRUser)
 	}
-	if q.Agent != "" {
-		where = append(where, "(e.client_id = ? OR e.username = ?)")
+	if q.Agent != "" && q.Patient != "" {
+		where = append(where, "(client_id = ? OR username = ?)")
 		args = append(args, q.Agent, q.Agent)
 	}
 	if len(q.Interactions) > 0 {
-		where = append(where, "e.interaction IN ("+strings.TrimSuffix(strings.Repeat("?,", len(q.Interactions)), ",")+")")
+		where = append(where, "interaction IN ("+placeholders(len(q.Interactions))+")")
 		for _, i := range q.Interactions {
 			args = append(args, i)
 		}
 	}
 	if !q.From.IsZero() {
-		where = append(where, "e.recorded >= ?")
+		where = append(where, "recorded >= ?")
 		args = append(args, toMicro(q.From))
 	}
 	if !q.To.IsZero() {
-		where = append(where, "e.recorded < ?")
+		where = append(where, "recorded < ?")
 		args = append(args, ceilMicro(q.To))
 	}
-	if q.Before > 0 {
-		where = append(where, "e.seq < ?")
-		args = append(args, q.Before)
+	query := "SELECT " + auditCols + " FROM audit_events WHERE " + strings.Join(where, " AND ")
+	if len(terms) == 0 {
+		return s.scan(ctx, query+" ORDER BY seq DESC LIMIT ?", append(args, count)...)
 	}
-	query := "SELECT " + prefixed("e.", auditCols) + " FROM " + from
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
+	streams := make([]*termStream, len(terms))
+	for i, t := range terms {
+		streams[i] = &termStream{s: s, term: t, before: before}
 	}
-	query += " ORDER BY e.seq DESC LIMIT ?"
-	args = append(args, max(q.Count, 1))
+	var out []audit.Stored
+	for len(out) < count {
+		// Twice what is missing, as the other conditions may drop some.
+		chunk, err := mergeNext(ctx, streams, min(max(2*(count-len(out)), 32), 500))
+		if err != nil {
+			return nil, err
+		}
+		if len(chunk) == 0 {
+			break
+		}
+		cargs := append(slices.Clip(args), make([]any, 0, len(chunk))...)
+		for _, seq := range chunk {
+			cargs = append(cargs, seq)
+		}
+		found, err := s.scan(ctx, query+" AND seq IN ("+placeholders(len(chunk))+") ORDER BY seq DESC", cargs...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, found...)
+	}
+	return out[:min(len(out), count)], nil
+}
+
+// scan runs an audit_events query.
+func (s *AuditStore) scan(ctx context.Context, query string, args ...any) ([]audit.Stored, error) {
 	rows, err := s.db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err
@@ -170,6 +247,112 @@ func (s *AuditStore) Search(ctx context.Context, q audit.Query) (_ []audit.Store
 		out = append(out, *e)
 	}
 	return out, rows.Err()
+}
+
+// termStream reads one term's sequence numbers below before, newest
+// first, a few audit_terms rows at a time. A term's rows cover disjoint
+// ranges, so at most one of them straddles before.
+type termStream struct {
+	s      *AuditStore
+	term   string
+	before int64   // rows with last_seq < before are still to read
+	buf    []int64 // read and not yet taken, in decreasing order
+	begun  bool    // the straddling row was looked for
+	done   bool    // nothing left to read
+}
+
+// termRows is how many audit_terms rows one read takes.
+const termRows = 16
+
+// head returns the stream's next sequence number, reading more rows when
+// it has none buffered; false when the stream is exhausted.
+func (t *termStream) head(ctx context.Context) (int64, bool, error) {
+	for len(t.buf) == 0 && !t.done {
+		query := "SELECT last_seq, seqs FROM audit_terms WHERE term = ? AND last_seq < ? ORDER BY last_seq DESC LIMIT ?"
+		limit := termRows
+		if !t.begun {
+			t.begun = true
+			query = "SELECT last_seq, seqs FROM audit_terms WHERE term = ? AND last_seq >= ? ORDER BY last_seq LIMIT ?"
+			limit = 1
+		}
+		rows, err := t.s.db.Query(ctx, query, t.term, t.before, limit)
+		if err != nil {
+			return 0, false, err
+		}
+		n := 0
+		var lowest int64
+		for rows.Next() {
+			var last int64
+			var list string
+			if err := rows.Scan(&last, &list); err != nil {
+				rows.Close()
+				return 0, false, err
+			}
+			n++
+			lowest = last
+			seqs := strings.Fields(list)
+			for i := len(seqs) - 1; i >= 0; i-- {
+				seq, err := strconv.ParseInt(seqs[i], 10, 64)
+				if err != nil {
+					rows.Close()
+					return 0, false, fmt.Errorf("audit_terms %q: %w", t.term, err)
+				}
+				if seq < t.before {
+					t.buf = append(t.buf, seq)
+				}
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return 0, false, err
+		}
+		if limit == 1 {
+			continue // the straddler; the rows below before come next
+		}
+		if n < limit {
+			t.done = true
+		} else {
+			t.before = lowest
+		}
+	}
+	if len(t.buf) == 0 {
+		return 0, false, nil
+	}
+	return t.buf[0], true, nil
+}
+
+// mergeNext takes up to n sequence numbers from the streams, newest
+// first, each once.
+func mergeNext(ctx context.Context, streams []*termStream, n int) ([]int64, error) {
+	var out []int64
+	for len(out) < n {
+		var best *termStream
+		var top int64
+		for _, st := range streams {
+			seq, ok, err := st.head(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if ok && (best == nil || seq > top) {
+				best, top = st, seq
+			}
+		}
+		if best == nil {
+			break
+		}
+		for _, st := range streams {
+			if len(st.buf) > 0 && st.buf[0] == top {
+				st.buf = st.buf[1:]
+			}
+		}
+		out = append(out, top)
+	}
+	return out, nil
+}
+
+// placeholders is n comma-separated "?".
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
 
 // Get returns one event by its sequence number.
@@ -203,13 +386,4 @@ func scanAudit(scan func(dest ...any) error) (*audit.Stored, error) {
 	s.Resources = strings.Fields(resources)
 	s.Patients = strings.Fields(patients)
 	return &s, nil
-}
-
-// prefixed qualifies each of a comma-separated column list with p.
-func prefixed(p, cols string) string {
-	parts := strings.Split(cols, ", ")
-	for i, c := range parts {
-		parts[i] = p + c
-	}
-	return strings.Join(parts, ", ")
 }

@@ -88,6 +88,11 @@ type Dialect struct {
 	// concurrent writers (a PostgreSQL sequence). Empty means the database
 	// has a single writer, so the next numbers follow the largest stored.
 	ReserveSeq string
+	// AuditLock, when set, is a statement that serializes the audit log's
+	// writers until their transaction ends, taken before ReserveSeq: the
+	// batches of concurrent writers then hold disjoint ranges of sequence
+	// numbers, which the audit index relies on (see AuditStore).
+	AuditLock string
 	// Analyze are the statements that refresh the planner's statistics
 	// (see DB.Analyze).
 	Analyze []string

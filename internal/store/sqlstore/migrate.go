@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
@@ -21,7 +22,13 @@ type migration struct {
 // to run from several processes at once: the transaction takes the write lock
 // first (BEGIN IMMEDIATE on SQLite, Dialect.MigrationLock on PostgreSQL), so
 // a second migrator waits and then finds nothing left to do.
-func (db *DB) Migrate(ctx context.Context) (err error) {
+func (db *DB) Migrate(ctx context.Context) error {
+	return db.MigrateTo(ctx, math.MaxInt64)
+}
+
+// MigrateTo is Migrate up to and including version last: tests use it to
+// build a database as an older release left it and then upgrade it.
+func (db *DB) MigrateTo(ctx context.Context, last int64) (err error) {
 	defer wrap(&err, "store.Migrate(%s)", db.d.Name)
 	list, err := migrations(db.d.Migrations)
 	if err != nil {
@@ -67,7 +74,7 @@ func (db *DB) Migrate(ctx context.Context) (err error) {
 	}
 	insert := db.rb.rebind("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)")
 	for _, m := range list {
-		if applied[m.version] {
+		if applied[m.version] || m.version > last {
 			continue
 		}
 		body, err := fs.ReadFile(db.d.Migrations, m.name)

@@ -105,6 +105,10 @@ func RunAudit(t *testing.T, open func(t *testing.T) (audit.Store, Execer)) {
 			if len(want) == 0 || !slices.Equal(ids, want) {
 				t.Fatalf("%s: got %v, want %v", name, ids, want)
 			}
+			// Small pages cross the batches and their index rows.
+			if paged := pageAudit(t, s, q, 3); !slices.Equal(paged, want) {
+				t.Fatalf("%s in pages of 3: got %v, want %v", name, paged, want)
+			}
 		}
 		check("patient", audit.Query{Patient: "p1"}, func(i int, e audit.Event) bool { return slices.Contains(e.Patients, "p1") })
 		check("shared patient", audit.Query{Patient: "shared"}, func(i int, e audit.Event) bool { return i%5 == 0 })
@@ -177,6 +181,19 @@ func RunAudit(t *testing.T, open func(t *testing.T) (audit.Store, Execer)) {
 		if len(got) != 200 {
 			t.Fatalf("%d events stored, want 200", len(got))
 		}
+		// The index finds every event of the interleaved writers, in order.
+		for _, q := range []audit.Query{{Patient: "p1"}, {Agent: "alice"}, {FHIRUser: "Practitioner/alice"}} {
+			var want []string
+			for _, e := range got {
+				if (q.Patient != "" && slices.Contains(e.Patients, q.Patient)) || (q.Agent != "" && e.Username == q.Agent) ||
+					(q.FHIRUser != "" && e.FHIRUser == q.FHIRUser) {
+					want = append(want, e.RequestID)
+				}
+			}
+			if paged := pageAudit(t, s, q, 4); len(want) == 0 || !slices.Equal(paged, want) {
+				t.Fatalf("%+v after concurrent appends: got %v, want %v", q, paged, want)
+			}
+		}
 	})
 
 	t.Run("AppendOnly", func(t *testing.T) {
@@ -187,8 +204,8 @@ func RunAudit(t *testing.T, open func(t *testing.T) (audit.Store, Execer)) {
 		for _, q := range []string{
 			"UPDATE audit_events SET status = 500",
 			"DELETE FROM audit_events",
-			"UPDATE audit_patients SET patient_id = 'x'",
-			"DELETE FROM audit_patients",
+			"UPDATE audit_terms SET term = 'x'",
+			"DELETE FROM audit_terms",
 		} {
 			if _, err := db.Exec(ctx, q); err == nil {
 				t.Errorf("%s: succeeded; the audit log must refuse it", q)
@@ -210,4 +227,96 @@ func sameEvent(a, b audit.Event) bool {
 		slices.Equal(a.Patients, b.Patients) && a.Status == b.Status &&
 		a.ClientID == b.ClientID && a.Username == b.Username && a.FHIRUser == b.FHIRUser &&
 		a.Source == b.Source && a.RequestID == b.RequestID
+}
+
+// pageAudit runs q in pages of n, following each page's last sequence
+// number, and returns the request ids found, in order.
+func pageAudit(t *testing.T, s audit.Store, q audit.Query, n int) []string {
+	t.Helper()
+	q.Count, q.Before = n, 0
+	var ids []string
+	for range 1000 {
+		page, err := s.Search(context.Background(), q)
+		if err != nil {
+			t.Fatalf("%+v: %v", q, err)
+		}
+		for _, e := range page {
+			ids = append(ids, e.RequestID)
+		}
+		if len(page) < n {
+			return ids
+		}
+		q.Before = page[len(page)-1].Seq
+	}
+	t.Fatalf("%+v: paging does not end", q)
+	return nil
+}
+
+// Migrator is a database that can be migrated step by step.
+type Migrator interface {
+	Execer
+	QueryRow(ctx context.Context, query string, args []any, dest ...any) error
+	MigrateTo(ctx context.Context, version int64) error
+	Migrate(ctx context.Context) error
+}
+
+// RunAuditUpgrade checks that the records an older release wrote (schema
+// version 7: one audit_patients row per event and patient) read back the
+// same after the upgrade to the term index, and that appends continue
+// after them. db is empty and not migrated; s is its audit log. nextSeq,
+// when set, is the statement by which that release took a sequence
+// number (a PostgreSQL sequence); otherwise they count from 1.
+func RunAuditUpgrade(t *testing.T, db Migrator, s audit.Store, nextSeq string) {
+	ctx := context.Background()
+	if err := db.MigrateTo(ctx, 7); err != nil {
+		t.Fatalf("MigrateTo(7): %v", err)
+	}
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var third int64 // the sequence number of old-3
+	for i := int64(1); i <= 5; i++ {
+		seq := i
+		if nextSeq != "" {
+			if err := db.QueryRow(ctx, nextSeq, nil, &seq); err != nil {
+				t.Fatalf("%s: %v", nextSeq, err)
+			}
+		}
+		if i == 3 {
+			third = seq
+		}
+		pat := fmt.Sprintf("p%d", i%2)
+		if _, err := db.Exec(ctx, `INSERT INTO audit_events (seq, recorded, interaction, resource_type, resources, query, patients,
+			status, client_id, username, fhir_user, source, request_id) VALUES (?, ?, 'read', 'Patient', ?, '', ?, 200, 'app', ?, '', '192.0.2.1', ?)`,
+			seq, base.Add(time.Duration(i)*time.Minute).UnixMicro(), "Patient/"+pat, pat, []string{"", "bob"}[i%2], fmt.Sprintf("old-%d", i)); err != nil {
+			t.Fatalf("old event %d: %v", i, err)
+		}
+		if _, err := db.Exec(ctx, "INSERT INTO audit_patients (patient_id, seq) VALUES (?, ?)", pat, seq); err != nil {
+			t.Fatalf("old event %d: %v", i, err)
+		}
+	}
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	e := audit.Event{Time: base.Add(time.Hour), Interaction: "read", Type: "Patient", Resources: []string{"Patient/p1"},
+		Patients: []string{"p1"}, Status: 200, ClientID: "app", Username: "bob", Source: "192.0.2.1", RequestID: "new-1"}
+	if err := s.Append(ctx, []audit.Event{e}); err != nil {
+		t.Fatalf("Append after the upgrade: %v", err)
+	}
+	for _, c := range []struct {
+		q    audit.Query
+		want []string
+	}{
+		{audit.Query{}, []string{"new-1", "old-5", "old-4", "old-3", "old-2", "old-1"}},
+		{audit.Query{Patient: "p1"}, []string{"new-1", "old-5", "old-3", "old-1"}},
+		{audit.Query{Patient: "p0"}, []string{"old-4", "old-2"}},
+		{audit.Query{Agent: "bob"}, []string{"new-1", "old-5", "old-3", "old-1"}},
+		{audit.Query{Agent: "app"}, []string{"new-1", "old-5", "old-4", "old-3", "old-2", "old-1"}},
+	} {
+		if got := pageAudit(t, s, c.q, 2); !slices.Equal(got, c.want) {
+			t.Errorf("%+v after the upgrade: got %v, want %v", c.q, got, c.want)
+		}
+	}
+	got, err := s.Get(ctx, third)
+	if err != nil || got.RequestID != "old-3" || !got.Time.Equal(base.Add(3*time.Minute)) || !slices.Equal(got.Patients, []string{"p1"}) {
+		t.Fatalf("Get(3) after the upgrade: %+v, %v", got, err)
+	}
 }
