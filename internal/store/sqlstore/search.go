@@ -459,12 +459,14 @@ func (b *sqlBuilder) exists(res string, e search.Exists, probe bool) error {
 	}
 	a := b.newAlias("i")
 	if probe {
-		fmt.Fprintf(&b.sb, "EXISTS (SELECT 1 FROM %s %s WHERE %s.rid = %s.rid AND", name, a, a, res)
+		// A rid has one type: the probe leaves it out, and the rid index
+		// (rid, param, value…) answers it without the table.
+		fmt.Fprintf(&b.sb, "EXISTS (SELECT 1 FROM %s %s WHERE %s.rid = %s.rid AND %s.param = ?", name, a, a, res, a)
+		b.args = append(b.args, e.Param)
 	} else {
-		fmt.Fprintf(&b.sb, "%s.rid IN (SELECT %s.rid FROM %s %s WHERE", res, a, name, a)
+		fmt.Fprintf(&b.sb, "%s.rid IN (SELECT %s.rid FROM %s %s WHERE %s.type = ? AND %s.param = ?", res, a, name, a, a, a)
+		b.args = append(b.args, b.types[res], e.Param)
 	}
-	fmt.Fprintf(&b.sb, " %s.type = ? AND %s.param = ?", a, a)
-	b.args = append(b.args, b.types[res], e.Param)
 	if e.Where != nil {
 		b.sb.WriteString(" AND ")
 		if err := b.exprIn(res, e.Table, a, e.Where); err != nil {
