@@ -88,7 +88,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("import interrupted: %w", err)
 	}
 	// A bulk load changes the shape of the data the search plans rest on.
-	if err := db.Analyze(ctx); err != nil {
+	if err := db.AfterBulkLoad(ctx); err != nil {
 		return fmt.Errorf("refreshing planner statistics after the import: %w", err)
 	}
 	if n := len(sum.Problems); n > 0 {

@@ -96,6 +96,10 @@ type Dialect struct {
 	// Analyze are the statements that refresh the planner's statistics
 	// (see DB.Analyze).
 	Analyze []string
+	// BulkLoaded, when set, are the statements to run after a bulk load
+	// instead of Analyze, one by one outside a transaction (PostgreSQL's
+	// VACUUM cannot run inside one); see DB.AfterBulkLoad.
+	BulkLoaded []string
 }
 
 // rebinder rewrites "?" placeholders once per distinct query text.

@@ -234,6 +234,20 @@ ON CONFLICT (name) DO UPDATE SET value = excluded.value`, fingerprintKey, want)
 	return n, err
 }
 
+// AfterBulkLoad prepares the database for queries after a bulk load: the
+// dialect's BulkLoaded statements, or else Analyze.
+func (db *DB) AfterBulkLoad(ctx context.Context) error {
+	if len(db.d.BulkLoaded) == 0 {
+		return db.Analyze(ctx)
+	}
+	for _, stmt := range db.d.BulkLoaded {
+		if _, err := db.drv.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("store.AfterBulkLoad: %w", err)
+		}
+	}
+	return nil
+}
+
 // Analyze refreshes the query planner's statistics. The search queries
 // depend on them to start from the most selective index: without them
 // SQLite guesses, and a guess that scans every Observation to find one
