@@ -101,14 +101,24 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 	}
 	backward := cur != nil && cur.prev
 
-	// The select list: rid, the sort keys, then the version.
+	// The page is chosen first, from resources and the indexes alone, and
+	// only its rows fetch their bodies: a plan that joined the versions
+	// before sorting (PostgreSQL's, for a patient with 2,265
+	// Observations) read every match's body to return 51. The select
+	// list: rid, the sort keys (k0…, the last is the rid again), then the
+	// version.
 	sel := &sqlBuilder{}
-	sel.sb.WriteString("SELECT r.rid")
-	for _, k := range keys {
+	sel.sb.WriteString("SELECT p.rid")
+	for i := range keys {
+		fmt.Fprintf(&sel.sb, ", p.k%d", i)
+	}
+	sel.sb.WriteString(", p.id, p.version_id, p.last_updated, v.method, v.body FROM (SELECT r.rid")
+	for i, k := range keys {
 		sel.sb.WriteString(", ")
 		k.render(sel)
+		fmt.Fprintf(&sel.sb, " AS k%d", i)
 	}
-	sel.sb.WriteString(", r.id, r.version_id, r.last_updated, v.method, v.body FROM resources r JOIN resource_versions v ON v.rid = r.rid AND v.version_id = r.version_id WHERE ")
+	sel.sb.WriteString(", r.id, r.version_id, r.last_updated FROM resources r WHERE ")
 	sel.sb.WriteString(whereSQL)
 	sel.args = append(sel.args, whereArgs...)
 	if cur != nil {
@@ -116,18 +126,22 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 		keyset(sel, keys, cur, backward)
 		sel.sb.WriteString(")")
 	}
-	sel.sb.WriteString(" ORDER BY ")
-	for i, k := range keys {
-		if i > 0 {
-			sel.sb.WriteString(", ")
-		}
-		k.render(sel)
-		if k.desc != backward {
-			sel.sb.WriteString(" DESC")
+	order := func(prefix string) {
+		sel.sb.WriteString(" ORDER BY ")
+		for i, k := range keys {
+			if i > 0 {
+				sel.sb.WriteString(", ")
+			}
+			fmt.Fprintf(&sel.sb, "%sk%d", prefix, i)
+			if k.desc != backward {
+				sel.sb.WriteString(" DESC")
+			}
 		}
 	}
-	sel.sb.WriteString(" LIMIT ?")
+	order("")
+	sel.sb.WriteString(" LIMIT ?) p JOIN resource_versions v ON v.rid = p.rid AND v.version_id = p.version_id")
 	sel.args = append(sel.args, q.Count+1)
+	order("p.")
 
 	rows, err := qr.Query(ctx, db.rb.rebind(sel.sb.String()), sel.args...)
 	if err != nil {
