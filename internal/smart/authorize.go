@@ -466,7 +466,7 @@ var categories = map[string][][2]string{
 
 // offer works out what the consent page offers: requested ∩ allowed for
 // the client ∩ what the user may have, and the patients to pick from.
-func (s *Server) offer(c *Client, u *User, req *authRequest) (access.Set, []string, error) {
+func (s *Server) offer(ctx context.Context, c *Client, u *User, req *authRequest) (access.Set, []string, error) {
 	asked, err := access.ParseSet(req.Scope)
 	if err != nil {
 		return nil, nil, err
@@ -478,6 +478,16 @@ func (s *Server) offer(c *Client, u *User, req *authRequest) (access.Set, []stri
 	patients := userPatients(u)
 	if req.EHRLaunch {
 		patients = nil
+	}
+	if len(patients) > 1 {
+		// The picker leaves out patients who opted out of third-party
+		// apps. A single patient stays, so that the user learns why
+		// authorization is refused rather than meeting an empty page.
+		out, err := s.optedOut(ctx, patients)
+		if err != nil {
+			return nil, nil, err
+		}
+		patients = slices.DeleteFunc(slices.Clone(patients), func(p string) bool { return slices.Contains(out, p) })
 	}
 	set := asked.Intersect(allowed).Filter(func(sc access.Scope) bool {
 		switch {
@@ -611,7 +621,7 @@ func (s *Server) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	set, patients, err := s.offer(c, u, sess.Req)
+	set, patients, err := s.offer(r.Context(), c, u, sess.Req)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
@@ -729,7 +739,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		deny("the user denied access")
 		return
 	}
-	offered, patients, err := s.offer(c, u, req)
+	offered, patients, err := s.offer(ctx, c, u, req)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
@@ -754,11 +764,16 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	if req.EHRLaunch {
 		g.Patient, g.Encounter = req.LaunchPatient, req.LaunchEncounter
 	} else if granted.Has("launch/patient") {
+		chosen := form.Get("patient")
 		switch {
-		case len(patients) == 1:
+		case chosen == "" && len(patients) == 1:
 			g.Patient = patients[0]
-		case slices.Contains(patients, form.Get("patient")):
-			g.Patient = form.Get("patient")
+		case chosen != "" && slices.Contains(patients, chosen):
+			g.Patient = chosen
+		case chosen != "" && slices.Contains(userPatients(u), chosen):
+			// Listed when the page was drawn; opted out since.
+			deny("the patient has opted out of access by third-party apps")
+			return
 		default:
 			deny("no patient was chosen")
 			return

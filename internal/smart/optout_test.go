@@ -186,6 +186,23 @@ func TestOptOut(t *testing.T) {
 		}
 	})
 
+	t.Run("the patient picker leaves the patient out", func(t *testing.T) {
+		doc3 := "doc3"
+		h.user(UserSpec{Username: doc3, Role: RolePractitioner, FHIRUser: "Practitioner/8", Patients: []string{"1", "2", "3"}})
+		_, challenge := pkce("p")
+		b := h.browser()
+		p := b.login(b.get(h.authorizeURL(authz{clientID: id, scope: "launch/patient patient/*.rs", challenge: challenge})), doc3, "correct horse")
+		if strings.Contains(p.body, `name="patient" value="1"`) || !strings.Contains(p.body, `name="patient" value="2"`) ||
+			!strings.Contains(p.body, `name="patient" value="3"`) {
+			t.Fatalf("the picker after patient 1 opted out, want 2 and 3 only:\n%s", p.body)
+		}
+		// A page drawn before the opt-out still posts the patient.
+		if p := b.consent(p, "allow", nil, "1"); p.url.Query().Get("error") != "access_denied" ||
+			!strings.Contains(p.url.Query().Get("error_description"), "opted out") {
+			t.Errorf("posting the opted-out patient: %d %s, want access_denied saying the patient opted out", p.status, p.url)
+		}
+	})
+
 	t.Run("an EHR launch for the patient is refused", func(t *testing.T) {
 		ehr, _ := h.client(ClientSpec{Type: Public, Scopes: "launch patient/*.rs", LaunchURL: "https://app.example/launch"})
 		_, launch, err := h.srv.NewLaunch(ctx, ehr, "doc", "1", "")
