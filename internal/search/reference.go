@@ -82,6 +82,13 @@ func (r *Registry) referenceExpr(p *Param, mod string, values []string) (Expr, e
 	var or Or
 	for _, v := range values {
 		w, err := r.referenceWhere(typ, v)
+		if err == nil && typ == "" && len(p.Targets) == 1 && fhir.ValidID(unescape(v)) {
+			// A bare id of a parameter with one target type names a
+			// resource of that type (R4 search.html#reference). Naming
+			// the type also lets the database walk the index entries of
+			// one target in rid order.
+			w, err = r.referenceWhere(p.Targets[0], v)
+		}
 		if err != nil {
 			return nil, err
 		}

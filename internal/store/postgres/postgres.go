@@ -84,6 +84,7 @@ func Open(ctx context.Context, url string, cfg sqlstore.Config) (*sqlstore.DB, e
 		// answer without visiting the table (index-only scans).
 		Analyze:    []string{"ANALYZE"},
 		BulkLoaded: []string{"VACUUM (ANALYZE)"},
+		GroupByKey: true,
 		ReserveSeq: "SELECT nextval('audit_seq') FROM generate_series(1, ?::integer)",
 		AuditLock:  fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", auditLockKey),
 	}

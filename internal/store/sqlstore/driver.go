@@ -96,6 +96,10 @@ type Dialect struct {
 	// Analyze are the statements that refresh the planner's statistics
 	// (see DB.Analyze).
 	Analyze []string
+	// GroupByKey says that a grouped query may select a table's columns
+	// only when its primary key is among the grouping columns
+	// (PostgreSQL); SQLite takes them from any row of the group.
+	GroupByKey bool
 	// BulkLoaded, when set, are the statements to run after a bulk load
 	// instead of Analyze, one by one outside a transaction (PostgreSQL's
 	// VACUUM cannot run inside one); see DB.AfterBulkLoad.

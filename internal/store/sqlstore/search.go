@@ -56,10 +56,6 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 		return nil, errors.New("the query has no page size")
 	}
 	res := &store.SearchResult{Total: -1}
-	b := &sqlBuilder{access: q.Access}
-	b.setType("r", q.Type)
-	b.sb.WriteString("r.type = ? AND r.deleted = ?")
-	b.args = append(b.args, q.Type, false)
 	where := q.Where
 	if q.Access != nil {
 		// The access policy joins the query's own conditions, so that the
@@ -75,13 +71,26 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 			where = append(slices.Clone(where), flatten(cond)...)
 		}
 	}
-	if len(where) > 0 {
-		b.sb.WriteString(" AND ")
-		if err := b.topAnd("r", where); err != nil {
-			return nil, err
+	// The conditions on r: the count and the page use them as they are;
+	// a page in rid order may walk a reference's index entries instead
+	// (walkable), joined as d.
+	conditions := func(walk bool) (string, []any, error) {
+		b := &sqlBuilder{access: q.Access, walk: walk}
+		b.setType("r", q.Type)
+		b.sb.WriteString("r.type = ? AND r.deleted = ?")
+		b.args = append(b.args, q.Type, false)
+		if len(where) > 0 {
+			b.sb.WriteString(" AND ")
+			if err := b.topAnd("r", where); err != nil {
+				return "", nil, err
+			}
 		}
+		return b.sb.String(), b.args, nil
 	}
-	whereSQL, whereArgs := b.sb.String(), b.args
+	whereSQL, whereArgs, err := conditions(false)
+	if err != nil {
+		return nil, err
+	}
 
 	if q.Total != search.TotalNone {
 		var n int64
@@ -113,18 +122,44 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 		fmt.Fprintf(&sel.sb, ", p.k%d", i)
 	}
 	sel.sb.WriteString(", p.id, p.version_id, p.last_updated, v.method, v.body FROM (SELECT r.rid")
+	walk := len(keys) == 1 && walkable(where)
 	for i, k := range keys {
 		sel.sb.WriteString(", ")
-		k.render(sel)
+		if walk {
+			// The order of the walked index entries, which the database
+			// then need not sort.
+			sel.sb.WriteString("d.rid")
+		} else {
+			k.render(sel)
+		}
 		fmt.Fprintf(&sel.sb, " AS k%d", i)
 	}
-	sel.sb.WriteString(", r.id, r.version_id, r.last_updated FROM resources r WHERE ")
-	sel.sb.WriteString(whereSQL)
-	sel.args = append(sel.args, whereArgs...)
+	if walk {
+		pageSQL, pageArgs, err := conditions(true)
+		if err != nil {
+			return nil, err
+		}
+		sel.sb.WriteString(", r.id, r.version_id, r.last_updated FROM search_reference d JOIN resources r ON r.rid = d.rid WHERE ")
+		sel.sb.WriteString(pageSQL)
+		sel.args = append(sel.args, pageArgs...)
+	} else {
+		sel.sb.WriteString(", r.id, r.version_id, r.last_updated FROM resources r WHERE ")
+		sel.sb.WriteString(whereSQL)
+		sel.args = append(sel.args, whereArgs...)
+	}
 	if cur != nil {
 		sel.sb.WriteString(" AND (")
 		keyset(sel, keys, cur, backward)
 		sel.sb.WriteString(")")
+	}
+	if walk {
+		// A resource may have several entries for the reference. SQLite
+		// groups in the walked order by d.rid alone; PostgreSQL also needs
+		// r's key to select r's columns.
+		sel.sb.WriteString(" GROUP BY d.rid")
+		if db.d.GroupByKey {
+			sel.sb.WriteString(", r.rid")
+		}
 	}
 	order := func(prefix string) {
 		sel.sb.WriteString(" ORDER BY ")
@@ -232,6 +267,10 @@ type sqlBuilder struct {
 	// access is the query's access policy: chained and _has conditions
 	// look only at resources it makes visible.
 	access search.Visibility
+	// walk renders the top level's driver, a walkable reference (see
+	// walkable), as conditions on the joined index alias d rather than
+	// as rid IN (…).
+	walk bool
 }
 
 // flatten makes an And's conditions the top level's, so that the planner
@@ -399,17 +438,17 @@ func (b *sqlBuilder) join(sep string, n int, f func(i int) error) error {
 // would build every list in full, and "category=laboratory" lists most of
 // the Observations of the server to keep the few of one patient.
 func (b *sqlBuilder) topAnd(res string, and search.And) error {
-	drive, best := -1, cannotDrive
-	for i, e := range and {
-		if r := driveRank(e); r < best {
-			drive, best = i, r
-		}
-	}
+	drive := driver(and)
 	return b.join(" AND ", len(and), func(i int) error {
 		switch e := and[i].(type) {
 		case search.Exists:
 			if i != drive {
 				return b.exists(res, e, true)
+			}
+			if b.walk {
+				fmt.Fprintf(&b.sb, "d.type = ? AND d.param = ? AND ")
+				b.args = append(b.args, b.types[res], e.Param)
+				return b.exprIn(res, e.Table, "d", e.Where)
 			}
 		case search.Compartment:
 			if i != drive {
@@ -422,6 +461,49 @@ func (b *sqlBuilder) topAnd(res string, and search.And) error {
 		}
 		return b.expr(res, and[i])
 	})
+}
+
+// driver is the index of the condition of and that drives the query (the
+// lowest driveRank), -1 when none can.
+func driver(and search.And) int {
+	drive, best := -1, cannotDrive
+	for i, e := range and {
+		if r := driveRank(e); r < best {
+			drive, best = i, r
+		}
+	}
+	return drive
+}
+
+// walkable reports whether the driver of and is a reference to one
+// resource, type and id. Its index entries, (type, param, target_id,
+// target_type, rid), are then in rid order, so a page in rid order can
+// walk them as a join and stop at the page's end, where rid IN (…) first
+// collects every match: for a patient with 2,265 Observations
+// PostgreSQL took 8 ms instead of 0.6.
+func walkable(and search.And) bool {
+	drive := driver(and)
+	if drive < 0 {
+		return false
+	}
+	e, ok := and[drive].(search.Exists)
+	if !ok || e.Table != search.ReferenceTable {
+		return false
+	}
+	w, ok := e.Where.(search.And)
+	if !ok || len(w) != 2 {
+		return false
+	}
+	var typ, id bool
+	for _, x := range w {
+		c, ok := x.(search.Cmp)
+		if !ok || c.Op != search.Eq {
+			return false
+		}
+		typ = typ || c.Col == search.ColTargetType
+		id = id || c.Col == search.ColTargetID
+	}
+	return typ && id
 }
 
 // driveRanks orders the tables by how few rows one value is likely to

@@ -124,6 +124,8 @@ func testSearchTypes(t *testing.T, reg *search.Registry, s store.Store) {
 		`{"resourceType":"Observation","id":"o2","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"`+SearchBase+`/Patient/p2"},"effectivePeriod":{"start":"2013-04-01","end":"2013-04-05"},"valueQuantity":{"value":72.5,"system":"http://unitsofmeasure.org","code":"/min"}}`,
 		`{"resourceType":"Observation","id":"o3","status":"preliminary","code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},"subject":{"reference":"Patient/p1"},"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":120,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}},{"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},"valueQuantity":{"value":80,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]}`,
 		`{"resourceType":"RiskAssessment","id":"r1","status":"final","subject":{"reference":"Patient/p1"},"prediction":[{"probabilityDecimal":0.25}]}`,
+		// The same reference twice, in one element list: found once.
+		`{"resourceType":"Observation","id":"o4","status":"cancelled","code":{"coding":[{"system":"http://loinc.org","code":"0000-0"}]},"subject":{"reference":"Patient/p3"},"performer":[{"reference":"Patient/p3"},{"reference":"Patient/p3","display":"again"}]}`,
 		`{"resourceType":"ValueSet","id":"v1","status":"active","url":"http://acme.org/fhir/ValueSet/123"}`,
 	)
 	for _, tc := range []struct {
@@ -166,6 +168,8 @@ func testSearchTypes(t *testing.T, reg *search.Registry, s store.Store) {
 		{"reference absolute on our base", "Observation", "subject=" + SearchBase + "/Patient/p2", []string{"o2"}},
 		{"reference id with type modifier", "Observation", "subject:Patient=p2", []string{"o2"}},
 		{"reference bare id", "Observation", "patient=p1", []string{"o1", "o3"}},
+		{"reference named twice in one resource", "Observation", "performer=Patient/p3", []string{"o4"}},
+		{"reference bare id, one target type", "Observation", "patient=p3", []string{"o4"}},
 		{"reference missing", "Observation", "subject:missing=true", nil},
 		{"quantity value", "Observation", "value-quantity=185", []string{"o1"}},
 		{"quantity with system and code", "Observation", "value-quantity=gt70|http://unitsofmeasure.org|/min", []string{"o2"}},
