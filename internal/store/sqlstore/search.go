@@ -446,7 +446,7 @@ func (b *sqlBuilder) topAnd(res string, and search.And) error {
 				return b.exists(res, e, true)
 			}
 			if b.walk {
-				fmt.Fprintf(&b.sb, "d.type = ? AND d.param = ? AND ")
+				b.sb.WriteString("d.type = ? AND d.param = ? AND ")
 				b.args = append(b.args, b.types[res], e.Param)
 				return b.exprIn(res, e.Table, "d", e.Where)
 			}
