@@ -234,37 +234,58 @@ func page(t *testing.T, reg *search.Registry, s store.Store, typ, query, cursor 
 }
 
 func testSearchPaging(t *testing.T, reg *search.Registry, s store.Store) {
+	t.Run("driven by a token", func(t *testing.T) {
+		checkPaging(t, reg, s, "Patient", "gender=male", func(id string) string {
+			return `{"resourceType":"Patient","id":"` + id + `","gender":"male"}`
+		})
+	})
+	// A reference with type and id is walked through its index entries
+	// (grouped by rid), forward and backward.
+	t.Run("driven by a walked reference", func(t *testing.T) {
+		checkPaging(t, reg, s, "Observation", "patient=pp", func(id string) string {
+			return `{"resourceType":"Observation","id":"` + id + `","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/pp"}}`
+		})
+	})
+}
+
+// checkPaging creates p0…p6 of typ with body, then pages query by 3: a
+// resource created between pages shows up once, the previous page of the
+// second is the first, and a forged cursor is refused.
+func checkPaging(t *testing.T, reg *search.Registry, s store.Store, typ, query string, body func(id string) string) {
 	for i := range 7 {
-		create(t, s, fmt.Sprintf(`{"resourceType":"Patient","id":"p%d","gender":"male"}`, i))
+		create(t, s, body(fmt.Sprintf("p%d", i)))
 	}
 	var got []string
-	res := page(t, reg, s, "Patient", "gender=male", "", 3)
+	res := page(t, reg, s, typ, query, "", 3)
 	if res.Prev != "" {
 		t.Errorf("first page has a previous cursor")
 	}
 	got = append(got, matchIDs(res.Matches)...)
 	// A resource created between pages sorts after the cursor and shows
 	// up once; one created before it does not shift the pages.
-	create(t, s, `{"resourceType":"Patient","id":"late","gender":"male"}`)
+	create(t, s, body("late"))
 	second := res.Next
-	for res.Next != "" {
-		res = page(t, reg, s, "Patient", "gender=male", res.Next, 3)
+	for n := 0; res.Next != ""; n++ {
+		if n == 10 {
+			t.Fatalf("paging does not end: %v so far", got)
+		}
+		res = page(t, reg, s, typ, query, res.Next, 3)
 		got = append(got, matchIDs(res.Matches)...)
 	}
 	want := []string{"p0", "p1", "p2", "p3", "p4", "p5", "p6", "late"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("pages = %v, want %v", got, want)
 	}
-	res = page(t, reg, s, "Patient", "gender=male", second, 3)
-	back := page(t, reg, s, "Patient", "gender=male", res.Prev, 3)
+	res = page(t, reg, s, typ, query, second, 3)
+	back := page(t, reg, s, typ, query, res.Prev, 3)
 	if g := matchIDs(back.Matches); !slices.Equal(g, []string{"p0", "p1", "p2"}) {
 		t.Errorf("previous of the second page = %v, want [p0 p1 p2]", g)
 	}
 	if back.Prev != "" || back.Next == "" {
 		t.Errorf("previous page: prev %q, next %q; want no prev and a next", back.Prev, back.Next)
 	}
-	params := url.Values{"gender": {"male"}}
-	q, _, _ := reg.Parse("Patient", params, true)
+	params, _ := url.ParseQuery(query)
+	q, _, _ := reg.Parse(typ, params, true)
 	q.Count, q.Cursor = 3, "garbage"
 	if _, err := s.Search(context.Background(), q); err == nil {
 		t.Error("a forged cursor was accepted")
