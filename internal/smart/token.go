@@ -123,13 +123,8 @@ func (h authorizationCodeGrant) grant(ctx context.Context, c *Client, _ authMeth
 	if err != nil {
 		return nil, fmt.Errorf("grant of code: %w", err)
 	}
-	if g.Revoked {
-		return nil, errf("invalid_grant", "the grant was revoked")
-	}
-	if out, err := s.grantOptedOut(ctx, g); err != nil {
+	if err := s.usableGrant(ctx, g); err != nil {
 		return nil, err
-	} else if out {
-		return nil, errf("invalid_grant", "the patient has opted out of access by third-party apps")
 	}
 	scopes, err := access.ParseSet(g.Scopes)
 	if err != nil {
@@ -191,13 +186,8 @@ func (h refreshTokenGrant) grant(ctx context.Context, c *Client, _ authMethod, f
 	if err != nil {
 		return nil, fmt.Errorf("grant of refresh token: %w", err)
 	}
-	if g.Revoked {
-		return nil, errf("invalid_grant", "the grant was revoked")
-	}
-	if out, err := s.grantOptedOut(ctx, g); err != nil {
+	if err := s.usableGrant(ctx, g); err != nil {
 		return nil, err
-	} else if out {
-		return nil, errf("invalid_grant", "the patient has opted out of access by third-party apps")
 	}
 	kept, err := access.ParseSet(old.Scopes)
 	if err != nil {
@@ -359,4 +349,20 @@ func bearerToken(r *http.Request) string {
 		return strings.TrimSpace(h[7:])
 	}
 	return ""
+}
+
+// usableGrant refuses, as invalid_grant, a grant that was revoked or whose
+// patient opted out (a grant made in a race with the opt-out).
+func (s *Server) usableGrant(ctx context.Context, g *Grant) error {
+	if g.Revoked {
+		return errf("invalid_grant", "the grant was revoked")
+	}
+	out, err := s.grantOptedOut(ctx, g)
+	if err != nil {
+		return err
+	}
+	if out {
+		return errf("invalid_grant", "the patient has opted out of access by third-party apps")
+	}
+	return nil
 }

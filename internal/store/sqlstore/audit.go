@@ -350,11 +350,6 @@ func mergeNext(ctx context.Context, streams []*termStream, n int) ([]int64, erro
 	return out, nil
 }
 
-// placeholders is n comma-separated "?".
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
-}
-
 // Get returns one event by its sequence number.
 func (s *AuditStore) Get(ctx context.Context, seq int64) (*audit.Stored, error) {
 	row, err := s.db.Query(ctx, "SELECT "+auditCols+" FROM audit_events WHERE seq = ?", seq)

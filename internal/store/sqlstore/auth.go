@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"smartfhir/internal/smart"
@@ -581,7 +580,7 @@ func (a *AuthStore) optedOut(ctx context.Context, patientIDs, out []string) ([]s
 		args[i] = p
 	}
 	rows, err := a.db.Query(ctx, `SELECT patient_id FROM auth_optouts WHERE patient_id IN (`+
-		strings.TrimSuffix(strings.Repeat("?,", len(args)), ",")+`)`, args...)
+		placeholders(len(args))+`)`, args...)
 	if err != nil {
 		return nil, err
 	}

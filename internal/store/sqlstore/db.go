@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"smartfhir/internal/fhir"
@@ -403,3 +404,8 @@ func ceilMicro(t time.Time) int64 {
 }
 
 func fromMicro(m int64) time.Time { return time.UnixMicro(m).UTC() }
+
+// placeholders is n comma-separated "?".
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}

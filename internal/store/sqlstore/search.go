@@ -71,9 +71,9 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 			where = append(slices.Clone(where), flatten(cond)...)
 		}
 	}
-	// The conditions on r: the count and the page use them as they are;
-	// a page in rid order may walk a reference's index entries instead
-	// (walkable), joined as d.
+	// The conditions on r. A page in rid order may walk a reference's
+	// index entries (walkable), joined as d; the count then needs them
+	// as rid IN (…).
 	conditions := func(walk bool) (string, []any, error) {
 		b := &sqlBuilder{access: q.Access, walk: walk}
 		b.setType("r", q.Type)
@@ -87,14 +87,22 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 		}
 		return b.sb.String(), b.args, nil
 	}
-	whereSQL, whereArgs, err := conditions(false)
+	keys := sortColumns(q.Sort)
+	walk := q.Count > 0 && len(keys) == 1 && walkable(where)
+	whereSQL, whereArgs, err := conditions(walk)
 	if err != nil {
 		return nil, err
 	}
 
 	if q.Total != search.TotalNone {
+		countSQL, countArgs := whereSQL, whereArgs
+		if walk {
+			if countSQL, countArgs, err = conditions(false); err != nil {
+				return nil, err
+			}
+		}
 		var n int64
-		if err := qr.QueryRow(ctx, db.rb.rebind("SELECT COUNT(*) FROM resources r WHERE "+whereSQL), whereArgs, &n); err != nil {
+		if err := qr.QueryRow(ctx, db.rb.rebind("SELECT COUNT(*) FROM resources r WHERE "+countSQL), countArgs, &n); err != nil {
 			return nil, err
 		}
 		res.Total = int(n)
@@ -103,7 +111,6 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 		return res, nil
 	}
 
-	keys := sortColumns(q.Sort)
 	cur, err := parseSearchCursor(q.Cursor, keys)
 	if err != nil {
 		return nil, err
@@ -122,7 +129,6 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 		fmt.Fprintf(&sel.sb, ", p.k%d", i)
 	}
 	sel.sb.WriteString(", p.id, p.version_id, p.last_updated, v.method, v.body FROM (SELECT r.rid")
-	walk := len(keys) == 1 && walkable(where)
 	for i, k := range keys {
 		sel.sb.WriteString(", ")
 		if walk {
@@ -134,19 +140,17 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 		}
 		fmt.Fprintf(&sel.sb, " AS k%d", i)
 	}
+	sel.sb.WriteString(", r.id, r.version_id, r.last_updated FROM ")
 	if walk {
-		pageSQL, pageArgs, err := conditions(true)
-		if err != nil {
-			return nil, err
-		}
-		sel.sb.WriteString(", r.id, r.version_id, r.last_updated FROM search_reference d JOIN resources r ON r.rid = d.rid WHERE ")
-		sel.sb.WriteString(pageSQL)
-		sel.args = append(sel.args, pageArgs...)
-	} else {
-		sel.sb.WriteString(", r.id, r.version_id, r.last_updated FROM resources r WHERE ")
-		sel.sb.WriteString(whereSQL)
-		sel.args = append(sel.args, whereArgs...)
+		sel.sb.WriteString("search_reference d JOIN ")
 	}
+	sel.sb.WriteString("resources r ")
+	if walk {
+		sel.sb.WriteString("ON r.rid = d.rid ")
+	}
+	sel.sb.WriteString("WHERE ")
+	sel.sb.WriteString(whereSQL)
+	sel.args = append(sel.args, whereArgs...)
 	if cur != nil {
 		sel.sb.WriteString(" AND (")
 		keyset(sel, keys, cur, backward)
