@@ -33,6 +33,12 @@ type Request struct {
 	ID string
 	// The conditional headers of entry.request.
 	IfMatch, IfNoneMatch, IfModifiedSince, IfNoneExist string
+	// Prepared is what the Executor's Prepare returned, before the unit of
+	// work, for the resource this entry was expected to hold once its
+	// references are resolved; nil when nothing was prepared. It is a
+	// guess: the executor may use it only for exactly the bytes it was
+	// prepared from.
+	Prepared any
 }
 
 // Result is what executing one entry produced.
@@ -50,6 +56,15 @@ type Result struct {
 // Executor executes one entry inside tx.
 type Executor interface {
 	Execute(ctx context.Context, tx store.Tx, req *Request) (*Result, error)
+}
+
+// Preparer is an Executor that can do an entry's work that depends only on
+// its resource — parsing, validation, index extraction — before the unit
+// of work, so that the unit (which holds SQLite's only writer) does not.
+// Prepare must be safe for concurrent use; its answer comes back in
+// Request.Prepared. It returns nil when it prepared nothing.
+type Preparer interface {
+	Prepare(req *Request) any
 }
 
 // Return is the client's Prefer: return= choice (http.html §3.1.0.8.3),
@@ -155,6 +170,7 @@ func (p *Processor) Run(ctx context.Context, body []byte, opts Options) (*Outcom
 		out.Methods[i] = e.req.Method
 	}
 	b.assignIDs(p.NewID)
+	p.prepare(ctx, b)
 	if b.kind == "transaction" {
 		return out, p.runTransaction(ctx, b, opts, out)
 	}
@@ -249,6 +265,7 @@ func (u *unit) execute(ctx context.Context, e *entry) (*Result, error) {
 			return nil, err
 		}
 		req.Resource = res
+		req.Prepared = e.prepared
 	}
 	r, err := u.p.Exec.Execute(ctx, u.tx, &req)
 	if err != nil {

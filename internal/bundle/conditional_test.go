@@ -247,3 +247,89 @@ func TestConditionalRefSyntax(t *testing.T) {
 		}
 	}
 }
+
+// preparer is a recorder that prepares entries: what it prepared is the
+// resource it was shown, so a test can compare it with what the unit of
+// work executes.
+type preparer struct {
+	recorder
+	prepared map[int]string // by entry index
+}
+
+func (p *preparer) Prepare(req *Request) any {
+	if p.prepared == nil {
+		p.prepared = map[int]string{}
+	}
+	p.prepared[req.Index] = string(req.Resource)
+	return string(req.Resource)
+}
+
+func TestPrepareGuessesReferences(t *testing.T) {
+	const (
+		one    = "Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|1"
+		nobody = "Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|9"
+		orgURN = "urn:uuid:11111111-2222-3333-4444-555555555555"
+	)
+	m := newMatcher()
+	ex := &preparer{}
+	p := &Processor{Store: fakeStore{}, Exec: ex, NewID: counter(), Match: m}
+	_, err := p.Run(context.Background(), txOf("transaction",
+		// 0: a bundle reference and a conditional one, both guessed right.
+		postEntry("", `{"resourceType":"Patient","managingOrganization":{"reference":"`+orgURN+`"},"generalPractitioner":[{"reference":"`+one+`"}]}`),
+		// 1: the conditional create finds org1 inside the unit, not the
+		// new id guessed before it.
+		`{"fullUrl":"`+orgURN+`","resource":{"resourceType":"Organization"},"request":{"method":"POST","url":"Organization","ifNoneExist":"identifier=o|1"}}`,
+		// 2: a PUT is prepared too.
+		`{"resource":{"resourceType":"Patient","id":"a","generalPractitioner":[{"reference":"`+one+`"}]},"request":{"method":"PUT","url":"Patient/a"}}`,
+		// 3: a DELETE has nothing to prepare.
+		`{"request":{"method":"DELETE","url":"Patient/b"}}`), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.calls[one]; got != 2 {
+		t.Errorf("%s searched %d times, want once before the unit and once in it", one, got)
+	}
+	if _, ok := ex.prepared[3]; ok {
+		t.Errorf("DELETE entry prepared")
+	}
+	want := map[int]string{
+		0: `{"resourceType":"Patient","managingOrganization":{"reference":"Organization/id2"},"generalPractitioner":[{"reference":"Practitioner/p1"}]}`,
+		1: `{"resourceType":"Organization"}`,
+		2: `{"resourceType":"Patient","id":"a","generalPractitioner":[{"reference":"Practitioner/p1"}]}`,
+	}
+	for i, w := range want {
+		if ex.prepared[i] != w {
+			t.Errorf("entry %d prepared as\n %s\nwant %s", i, ex.prepared[i], w)
+		}
+	}
+	for _, c := range ex.calls {
+		if c.Index == 0 {
+			// The unit saw org1: the executor gets what was prepared, and
+			// must not use it for these bytes.
+			if got := string(c.Resource); !strings.Contains(got, `"Organization/org1"`) {
+				t.Errorf("entry 0 executed as %s", got)
+			}
+			if c.Prepared != want[0] {
+				t.Errorf("entry 0 carries Prepared %v", c.Prepared)
+			}
+		}
+		if c.Index == 2 && c.Prepared != want[2] {
+			t.Errorf("entry 2 carries Prepared %v, want %s", c.Prepared, want[2])
+		}
+	}
+	if len(ex.calls) != 4 {
+		t.Errorf("%d entries executed, want 4", len(ex.calls))
+	}
+
+	// A conditional reference without a match is not guessed; the unit
+	// reports it.
+	ex = &preparer{}
+	p.Exec = ex
+	_, err = p.Run(context.Background(), txOf("transaction", postEntry("", obsWithPerformer(nobody))), Options{})
+	if fhir.ErrorCode(err) != fhir.PreconditionFailed {
+		t.Errorf("Run: %v, want PreconditionFailed", err)
+	}
+	if len(ex.prepared) != 0 {
+		t.Errorf("prepared %v; the reference matches nothing", ex.prepared)
+	}
+}

@@ -26,6 +26,9 @@ type entry struct {
 	// err, when set, is why the entry cannot run; a batch reports it in
 	// the entry's response, a transaction fails with it.
 	err error
+	// prepared is what Preparer.Prepare made of the resource as it is
+	// expected to be once its references are resolved (nil for none).
+	prepared any
 }
 
 type wireBundle struct {

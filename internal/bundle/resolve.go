@@ -3,6 +3,7 @@ package bundle
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -41,7 +42,8 @@ func (b *parsed) assignIDs(newID func() string) {
 }
 
 // Matcher finds the current resources of a type that a search selects,
-// inside a unit of work (so that it sees what the unit has written). query
+// inside a unit of work (so that it sees what the unit has written), or,
+// when tx is nil, in what has been committed. query
 // is a search query string without the "?" ("identifier=a|b"). It returns
 // at most limit ids; an unknown or unsupported search parameter is an
 // Invalid error, since ignoring it would match resources the client did
@@ -289,3 +291,59 @@ func (b *parsed) liveTargets(skip []error) map[string]string {
 // skipped marks, in targets, the fullUrl of a skipped entry; the entry's
 // index follows.
 const skipped = "\x00skipped:"
+
+// prepare lets a Preparer do the body-only work of every POST and PUT
+// entry before the unit of work. Inside the unit, references resolve
+// against what the unit sees; here they are guessed from the ids assigned
+// up front and from conditional references searched outside any unit of
+// work. A guess that turns out wrong costs only the preparation: the
+// executor checks that the bytes it gets are the bytes it prepared. An
+// entry whose references cannot be guessed is left unprepared, and its
+// errors are reported by the unit as always.
+func (p *Processor) prepare(ctx context.Context, b *parsed) {
+	pr, ok := p.Exec.(Preparer)
+	if !ok {
+		return
+	}
+	cond := map[string]string{} // conditional reference → target, "" when it has none
+	for i := range b.entries {
+		e := &b.entries[i]
+		if e.err != nil || e.req.Resource == nil || (e.req.Method != http.MethodPost && e.req.Method != http.MethodPut) {
+			continue
+		}
+		res, err := rewriteRefs(e.req.Resource, func(ref string) (string, bool, error) {
+			if isURN(ref) {
+				t, ok := b.targets[ref]
+				if !ok {
+					return "", false, unknownRef(ref)
+				}
+				return t, true, nil
+			}
+			typ, query, ok := conditionalRef(ref)
+			if !ok {
+				return "", false, nil
+			}
+			t, seen := cond[ref]
+			if !seen {
+				if p.Match != nil {
+					if ids, err := p.Match.Match(ctx, nil, typ, query, 2); err == nil && len(ids) == 1 {
+						t = typ + "/" + ids[0]
+					}
+				}
+				cond[ref] = t
+			}
+			if t == "" {
+				return "", false, errNoGuess
+			}
+			return t, true, nil
+		})
+		if err != nil {
+			continue
+		}
+		req := e.req
+		req.Resource = res
+		e.prepared = pr.Prepare(&req)
+	}
+}
+
+var errNoGuess = errors.New("bundle: the reference cannot be resolved before the unit of work")

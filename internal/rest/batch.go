@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"net/url"
@@ -160,7 +161,40 @@ func (a *API) versionResult(status int, v *store.Version) *bundle.Result {
 	}
 }
 
-// entryPayload is the body of a Bundle entry. It is checked inside the
-// unit of work: its references may name resources that only the unit of
-// work resolves.
-func entryPayload(req *bundle.Request) *payload { return newPayload(req.Resource) }
+// entryPayload is the body of a Bundle entry: what Prepare made of it when
+// it was prepared from these very bytes (its references resolved as
+// guessed), or else a fresh payload, checked inside the unit of work.
+func entryPayload(req *bundle.Request) *payload {
+	if pl, ok := req.Prepared.(*payload); ok && bytes.Equal(pl.raw, req.Resource) {
+		return pl
+	}
+	return newPayload(req.Resource)
+}
+
+var _ bundle.Preparer = executor{}
+
+// Prepare implements bundle.Preparer: it parses, validates and indexes the
+// resource of a POST [type] or PUT [type]/[id] entry under the id it will
+// have, as create and update do before their unit of work.
+func (x executor) Prepare(req *bundle.Request) any {
+	a := x.a
+	path, rawQuery, _ := strings.Cut(req.URL, "?")
+	path = strings.TrimPrefix(strings.TrimPrefix(path, a.cfg.Base+"/"), "/")
+	rt, err := a.parseRoute(path)
+	if err != nil || rawQuery != "" {
+		return nil
+	}
+	var id string
+	switch {
+	case req.Method == http.MethodPost && rt.kind == routeType:
+		id = req.ID
+	case req.Method == http.MethodPut && rt.kind == routeInstance:
+		id = rt.id
+	}
+	if id == "" {
+		return nil
+	}
+	pl := newPayload(req.Resource)
+	a.prepare(pl, rt.typ, id)
+	return pl
+}

@@ -77,7 +77,7 @@ func (a *API) criteria(typ, rawQuery string) (*search.Query, error) {
 }
 
 // match returns up to limit current resources of typ that the criteria
-// select, inside the unit of work.
+// select, inside the unit of work (or, tx nil, in what is committed).
 func (a *API) match(ctx context.Context, tx store.Tx, typ, rawQuery string, limit int) ([]*store.Version, error) {
 	q, err := a.criteria(typ, rawQuery)
 	if err != nil {
@@ -87,7 +87,12 @@ func (a *API) match(ctx context.Context, tx store.Tx, typ, rawQuery string, limi
 	if err := a.restrict(ctx, q); err != nil {
 		return nil, err
 	}
-	res, err := tx.Search(ctx, q)
+	var res *store.SearchResult
+	if tx != nil {
+		res, err = tx.Search(ctx, q)
+	} else {
+		res, err = a.cfg.Store.Search(ctx, q)
+	}
 	if err != nil {
 		return nil, err
 	}
