@@ -15,7 +15,8 @@ import (
 // CodeableConcept, the displays of its codings and an Identifier's type
 // text are string rows under "<param>:text" for the :text modifier; an
 // Identifier's type codings are rows under "<param>:of-type" with System
-// "typeSystem|typeCode" and Code the identifier value, for :of-type.
+// "typeSystem|typeCode" and Code the identifier value, for :of-type. The
+// components of a composite take no modifiers and have neither.
 //
 // Codes match exactly (case-sensitively): R4 leaves case-insensitive
 // matching to code systems that say so, and none of those we index does.
@@ -47,7 +48,7 @@ func indexToken(ix *Index, param string, grp int, n fhirpath.Node) {
 			}
 			if t, ok := v["type"].(map[string]any); ok {
 				for _, c := range codings(t) {
-					if value != "" && str(c, "code") != "" {
+					if value != "" && str(c, "code") != "" && grp == 0 {
 						ix.Tokens = append(ix.Tokens, TokenRow{Param: OfTypeRow(param), Group: grp,
 							System: str(c, "system") + "|" + str(c, "code"), Code: value})
 					}
@@ -79,8 +80,10 @@ func indexCoding(ix *Index, param string, grp int, c map[string]any) {
 	tokenText(ix, param, grp, str(c, "display"))
 }
 
+// tokenText adds a text row; composite components (grp > 0) have none,
+// since a composite takes no modifiers.
 func tokenText(ix *Index, param string, grp int, text string) {
-	if text != "" {
+	if text != "" && grp == 0 {
 		ix.Strings = append(ix.Strings, StringRow{Param: TextRow(param), Group: grp, Norm: normalize(text), Exact: text})
 	}
 }
