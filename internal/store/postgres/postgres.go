@@ -144,6 +144,16 @@ func (t *driverTx) Exec(ctx context.Context, query string, args ...any) (int64, 
 	return tag.RowsAffected(), err
 }
 
+// ExecBatch implements sqlstore.Batcher: the statements go out in one
+// pipelined round trip.
+func (t *driverTx) ExecBatch(ctx context.Context, stmts []sqlstore.Statement) error {
+	b := &pgx.Batch{}
+	for _, s := range stmts {
+		b.Queue(s.Query, s.Args...)
+	}
+	return t.tx.SendBatch(ctx, b).Close()
+}
+
 func (t *driverTx) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
 	rows, err := t.tx.Query(ctx, query, args...)
 	if err != nil {

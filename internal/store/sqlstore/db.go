@@ -272,6 +272,23 @@ func (tx *Tx) Exec(ctx context.Context, query string, args ...any) (int64, error
 	return tx.tx.Exec(ctx, tx.db.rb.rebind(query), args...)
 }
 
+// ExecBatch runs statements written with "?" placeholders in order, in one
+// round trip where the driver can (Batcher), and returns the first error.
+func (tx *Tx) ExecBatch(ctx context.Context, stmts []Statement) error {
+	for i := range stmts {
+		stmts[i].Query = tx.db.rb.rebind(stmts[i].Query)
+	}
+	if b, ok := tx.tx.(Batcher); ok {
+		return b.ExecBatch(ctx, stmts)
+	}
+	for _, s := range stmts {
+		if _, err := tx.tx.Exec(ctx, s.Query, s.Args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Query runs a statement written with "?" placeholders in the unit of work.
 func (tx *Tx) Query(ctx context.Context, query string, args ...any) (Rows, error) {
 	return tx.tx.Query(ctx, tx.db.rb.rebind(query), args...)

@@ -53,6 +53,20 @@ type DriverTx interface {
 	Rollback(ctx context.Context) error
 }
 
+// Statement is one statement of a batch.
+type Statement struct {
+	Query string
+	Args  []any
+}
+
+// Batcher is a DriverTx that sends several statements at once: a
+// PostgreSQL connection pipelines them in one round trip instead of one
+// each. A transaction that is not a Batcher runs them one by one.
+type Batcher interface {
+	// ExecBatch runs the statements in order and returns the first error.
+	ExecBatch(ctx context.Context, stmts []Statement) error
+}
+
 // Dialect is what differs between the SQL databases. Upserts need no entry:
 // both backends speak INSERT … ON CONFLICT (…) DO UPDATE SET c = excluded.c.
 type Dialect struct {

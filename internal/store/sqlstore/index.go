@@ -35,6 +35,10 @@ var indexTables = []struct {
 // texts to prepare, few round trips per resource.
 const insertBatch = 32
 
+// compartmentBatch is how many compartment rows one INSERT writes at most,
+// far below the databases' limits on parameters per statement.
+const compartmentBatch = 500
+
 // insertSQL caches the INSERT text per table and row count.
 var insertSQL sync.Map // [2]int → string
 
@@ -77,79 +81,69 @@ func (tx *Tx) writeIndex(ctx context.Context, rid int64, v *store.Version, fresh
 }
 
 func deleteIndex(ctx context.Context, tx *Tx, rid int64) error {
+	stmts := make([]Statement, 0, len(indexTables)+1)
 	for _, t := range indexTables {
-		if _, err := tx.Exec(ctx, "DELETE FROM "+t.name+" WHERE rid = ?", rid); err != nil {
-			return err
-		}
+		stmts = append(stmts, Statement{"DELETE FROM " + t.name + " WHERE rid = ?", []any{rid}})
 	}
-	_, err := tx.Exec(ctx, "DELETE FROM search_compartment WHERE rid = ?", rid)
-	return err
+	stmts = append(stmts, Statement{"DELETE FROM search_compartment WHERE rid = ?", []any{rid}})
+	return tx.ExecBatch(ctx, stmts)
 }
 
+// insertIndex writes the rows of ix as one batch of statements: a round
+// trip per resource on PostgreSQL, not one per table.
 func insertIndex(ctx context.Context, tx *Tx, rid int64, typ string, ix *search.Index) error {
-	var args []any
-	flush := func(table, rows int) error {
-		if rows == 0 {
-			return nil
-		}
-		_, err := tx.Exec(ctx, insertStatement(table, rows), args...)
-		args = args[:0]
-		return err
-	}
-	// each appends the rows of one table, flushing every insertBatch rows.
-	each := func(table, count int, row func(i int) []any) error {
-		n := 0
-		for i := range count {
-			args = append(args, rid, typ)
-			args = append(args, row(i)...)
-			if n++; n == insertBatch {
-				if err := flush(table, n); err != nil {
-					return err
-				}
-				n = 0
+	var stmts []Statement
+	// each adds the INSERTs of one table, insertBatch rows at most each.
+	each := func(table, count int, row func(i int) []any) {
+		for start := 0; start < count; start += insertBatch {
+			n := min(insertBatch, count-start)
+			args := make([]any, 0, n*(4+indexTables[table].n))
+			for i := start; i < start+n; i++ {
+				args = append(args, rid, typ)
+				args = append(args, row(i)...)
 			}
-		}
-		return flush(table, n)
-	}
-	err := errors.Join(
-		each(0, len(ix.Tokens), func(i int) []any {
-			r := ix.Tokens[i]
-			return []any{r.Param, r.Group, r.System, r.Code}
-		}),
-		each(1, len(ix.Strings), func(i int) []any {
-			r := ix.Strings[i]
-			return []any{r.Param, r.Group, r.Norm, r.Exact}
-		}),
-		each(2, len(ix.Dates), func(i int) []any {
-			r := ix.Dates[i]
-			return []any{r.Param, r.Group, r.Low, r.High}
-		}),
-		each(3, len(ix.References), func(i int) []any {
-			r := ix.References[i]
-			return []any{r.Param, r.Group, r.TargetType, r.TargetID, r.URL}
-		}),
-		each(4, len(ix.Quantities), func(i int) []any {
-			r := ix.Quantities[i]
-			return []any{r.Param, r.Group, r.Value, r.System, r.Code}
-		}),
-		each(5, len(ix.Numbers), func(i int) []any {
-			r := ix.Numbers[i]
-			return []any{r.Param, r.Group, r.Value}
-		}),
-		each(6, len(ix.URIs), func(i int) []any {
-			r := ix.URIs[i]
-			return []any{r.Param, r.Group, r.Value}
-		}),
-	)
-	if err != nil {
-		return err
-	}
-	for _, p := range ix.Patients {
-		if _, err := tx.Exec(ctx, "INSERT INTO search_compartment (rid, patient_id) VALUES (?, ?)", rid, p); err != nil {
-			return err
+			stmts = append(stmts, Statement{insertStatement(table, n), args})
 		}
 	}
-	return nil
+	each(0, len(ix.Tokens), func(i int) []any {
+		r := ix.Tokens[i]
+		return []any{r.Param, r.Group, r.System, r.Code}
+	})
+	each(1, len(ix.Strings), func(i int) []any {
+		r := ix.Strings[i]
+		return []any{r.Param, r.Group, r.Norm, r.Exact}
+	})
+	each(2, len(ix.Dates), func(i int) []any {
+		r := ix.Dates[i]
+		return []any{r.Param, r.Group, r.Low, r.High}
+	})
+	each(3, len(ix.References), func(i int) []any {
+		r := ix.References[i]
+		return []any{r.Param, r.Group, r.TargetType, r.TargetID, r.URL}
+	})
+	each(4, len(ix.Quantities), func(i int) []any {
+		r := ix.Quantities[i]
+		return []any{r.Param, r.Group, r.Value, r.System, r.Code}
+	})
+	each(5, len(ix.Numbers), func(i int) []any {
+		r := ix.Numbers[i]
+		return []any{r.Param, r.Group, r.Value}
+	})
+	each(6, len(ix.URIs), func(i int) []any {
+		r := ix.URIs[i]
+		return []any{r.Param, r.Group, r.Value}
+	})
+	// A Group is in the compartment of each of its members: thousands.
+	for start := 0; start < len(ix.Patients); start += compartmentBatch {
+		chunk := ix.Patients[start:min(start+compartmentBatch, len(ix.Patients))]
+		args := make([]any, 0, 2*len(chunk))
+		for _, p := range chunk {
+			args = append(args, rid, p)
+		}
+		stmts = append(stmts, Statement{"INSERT INTO search_compartment (rid, patient_id) VALUES " +
+			strings.TrimSuffix(strings.Repeat("(?, ?), ", len(chunk)), ", "), args})
+	}
+	return tx.ExecBatch(ctx, stmts)
 }
 
 const fingerprintKey = "fingerprint"

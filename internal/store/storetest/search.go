@@ -444,4 +444,20 @@ func testSearchCompartment(t *testing.T, reg *search.Registry, s store.Store) {
 			t.Errorf("%s in the compartment of p1 = %v, want %v", typ, got, want)
 		}
 	}
+	// A Group is in the compartment of every member: more rows than one
+	// statement may carry parameters for.
+	var members []string
+	for i := range 20000 {
+		members = append(members, fmt.Sprintf(`{"entity":{"reference":"Patient/m%d"}}`, i))
+	}
+	create(t, s, `{"resourceType":"Group","id":"big","type":"person","actual":true,"member":[`+strings.Join(members, ",")+`]}`)
+	for _, p := range []string{"m0", "m19999"} {
+		res, err := s.Search(context.Background(), &search.Query{Type: "Group", Count: 10, Where: search.And{search.Compartment{Patient: p}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := matchIDs(res.Matches); !slices.Equal(got, []string{"big"}) {
+			t.Errorf("Groups in the compartment of %s = %v, want [big]", p, got)
+		}
+	}
 }
