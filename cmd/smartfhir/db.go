@@ -24,6 +24,8 @@ type dbFlags struct {
 	now func() time.Time
 	// search, when set, is the registry the store indexes with.
 	search *search.Registry
+	// bulk opens the store for a bulk load (sqlstore.Config.BulkLoad).
+	bulk bool
 }
 
 func (f *dbFlags) register(fs *flag.FlagSet) {
@@ -66,7 +68,7 @@ func (f *dbFlags) open(ctx context.Context) (*sqlstore.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := sqlstore.Config{Now: f.now, Search: f.search}
+	cfg := sqlstore.Config{Now: f.now, Search: f.search, BulkLoad: f.bulk}
 	var db *sqlstore.DB
 	if kind == "postgres" {
 		db, err = postgres.Open(ctx, loc, cfg)

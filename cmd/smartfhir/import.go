@@ -55,7 +55,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("import: compiling the search parameters: %w", err)
 	}
-	f.search = reg
+	f.search, f.bulk = reg, true
 	db, err := f.open(ctx)
 	if err != nil {
 		return err

@@ -59,7 +59,7 @@ func Open(ctx context.Context, path string, cfg sqlstore.Config) (*sqlstore.DB, 
 		"journal_mode(WAL)",
 		"synchronous(NORMAL)",
 		"cache_size(-65536)",
-		"wal_autocheckpoint(10000)",
+		fmt.Sprintf("wal_autocheckpoint(%d)", checkpointPages(cfg.BulkLoad)),
 		"foreign_keys(1)",
 		"temp_store(MEMORY)",
 		"mmap_size(2147418112)",
@@ -109,7 +109,21 @@ func Open(ctx context.Context, path string, cfg sqlstore.Config) (*sqlstore.DB, 
 		// exact counts.
 		Analyze: []string{"PRAGMA analysis_limit = 1000", "ANALYZE"},
 	}
-	return sqlstore.New(&driver{reader: reader, writer: writer}, d, cfg), nil
+	return sqlstore.New(&driver{reader: reader, writer: writer, bulk: cfg.BulkLoad}, d, cfg), nil
+}
+
+// checkpointPages is the size of the write-ahead log, in pages, at which a
+// commit copies it into the database file. A checkpoint copies each page
+// once however often the log holds it, so rarer checkpoints copy the hot
+// pages of the search indexes fewer times: for a bulk load, 100,000 pages
+// (400 MB) made synthea-120's import about 10 % faster than 10,000
+// (2,361–2,644 against 2,207–2,472 resources/s, interleaved runs). A server
+// keeps 10,000 (40 MB), so that no single request pays for copying 400 MB.
+func checkpointPages(bulk bool) int {
+	if bulk {
+		return 100_000
+	}
+	return 10_000
 }
 
 // AuditPath is the file of the audit log (internal/audit) that belongs to
@@ -184,6 +198,8 @@ type driver struct {
 	// Begin, holding no connection yet, prepares it for good.
 	mu      sync.Mutex
 	pending map[string]bool
+
+	bulk bool // opened for a bulk load (sqlstore.Config.BulkLoad)
 }
 
 // preparePending prepares the statements queued by earlier transactions.
@@ -265,7 +281,14 @@ func (d *driver) Ping(ctx context.Context) error {
 }
 
 func (d *driver) Close() error {
-	return errors.Join(d.reader.Close(), d.writer.Close())
+	var err error
+	if d.bulk {
+		// Leave the log copied into the database file: a server reading
+		// the file beside us reads pages still in the log with a system
+		// call each, not through its memory map.
+		_, err = d.writer.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+	}
+	return errors.Join(err, d.reader.Close(), d.writer.Close())
 }
 
 type driverTx struct {

@@ -184,3 +184,28 @@ func TestScanOneKeepsBytes(t *testing.T) {
 		t.Fatalf("no row: %v, want ErrNoRows", err)
 	}
 }
+
+// TestBulkLoadCheckpointsLess: a store opened for a bulk load lets the
+// write-ahead log grow ten times larger before a commit copies it back.
+func TestBulkLoadCheckpointsLess(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bulk.db")
+	for _, tt := range []struct {
+		bulk bool
+		want int
+	}{{false, 10000}, {true, 100000}} {
+		db, err := sqlite.Open(context.Background(), path, sqlstore.Config{BulkLoad: tt.bulk})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got int
+		err = db.TransactSQL(context.Background(), func(ctx context.Context, tx *sqlstore.Tx) error {
+			return tx.QueryRow(ctx, "PRAGMA wal_autocheckpoint", nil, &got)
+		})
+		if err != nil || got != tt.want {
+			t.Errorf("BulkLoad %v: wal_autocheckpoint = %d, %v; want %d", tt.bulk, got, err, tt.want)
+		}
+		if err := db.Close(); err != nil {
+			t.Errorf("BulkLoad %v: Close: %v", tt.bulk, err)
+		}
+	}
+}

@@ -21,6 +21,10 @@ type Config struct {
 	// index rows of every version in the same unit of work, and Search
 	// runs queries; without it nothing is indexed and Search fails.
 	Search *search.Registry
+	// BulkLoad says the database is opened to load data in bulk (smartfhir
+	// import): the backend may trade the latency of a single commit for
+	// throughput.
+	BulkLoad bool
 }
 
 // DB is a store.Store on a SQL database.
