@@ -43,8 +43,8 @@ func (b *parsed) assignIDs(newID func() string) {
 
 // Matcher finds the current resources of a type that a search selects,
 // inside a unit of work (so that it sees what the unit has written), or,
-// when tx is nil, in what has been committed. query
-// is a search query string without the "?" ("identifier=a|b"). It returns
+// when tx is nil, in what has been committed. query is a search query
+// string without the "?" ("identifier=a|b"). It returns
 // at most limit ids; an unknown or unsupported search parameter is an
 // Invalid error, since ignoring it would match resources the client did
 // not mean.

@@ -44,7 +44,7 @@ var _ store.Store = (*DB)(nil)
 
 // queries are the statements of this file, rebound once for the dialect.
 type queries struct {
-	read, vread, insertResource, updateResource, insertVersion, rid string
+	read, vread, insertResource, updateResource, rid string
 	// lockCurrent and versionBody are Current where rows are locked: the
 	// lock is taken on resources alone, because PostgreSQL re-checks a
 	// locked row that a concurrent writer changed against the rest of the
@@ -88,8 +88,6 @@ VALUES (?, ?, ?, ?, ?) ON CONFLICT (type, id) DO NOTHING RETURNING rid`),
 		// update makes this one re-check the row and match nothing.
 		updateResource: db.rb.rebind(`UPDATE resources SET version_id = ?, last_updated = ?, deleted = ?
 WHERE type = ? AND id = ? AND version_id = ? RETURNING rid`),
-		insertVersion: db.rb.rebind(`INSERT INTO resource_versions (rid, type, id, version_id, last_updated, deleted, method, body)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
 		rid: db.rb.rebind(`SELECT rid FROM resources WHERE type = ? AND id = ?`),
 	}
 	if d.GroupCommit {
@@ -380,15 +378,20 @@ func (tx *Tx) Put(ctx context.Context, v *store.Version) (err error) {
 	if v.Deleted {
 		body = nil // NULL, not an empty blob
 	}
-	if _, err := tx.tx.Exec(ctx, tx.db.q.insertVersion, rid, v.Type, v.ID, v.VersionID, lu, v.Deleted, v.Method, body); err != nil {
+	// The version and its index rows: one round trip on PostgreSQL.
+	stmts := []Statement{{insertVersionSQL, []any{rid, v.Type, v.ID, v.VersionID, lu, v.Deleted, v.Method, body}}}
+	if stmts, err = tx.indexStatements(stmts, rid, v, v.VersionID == 1); err != nil {
 		return err
 	}
-	if err := tx.writeIndex(ctx, rid, v, v.VersionID == 1); err != nil {
+	if err := tx.ExecBatch(ctx, stmts); err != nil {
 		return err
 	}
 	v.LastUpdated = tx.now
 	return nil
 }
+
+const insertVersionSQL = `INSERT INTO resource_versions (rid, type, id, version_id, last_updated, deleted, method, body)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 
 // racedError is the Conflict of a Put that created a resource another unit
 // of work created first, after Current had found it absent. Running the unit

@@ -55,44 +55,35 @@ func insertStatement(table, rows int) string {
 	return s
 }
 
-// writeIndex replaces the index rows of resource rid with those of v (none
-// for a deletion). fresh says the resource has no rows yet.
-func (tx *Tx) writeIndex(ctx context.Context, rid int64, v *store.Version, fresh bool) error {
+// indexStatements appends to stmts the statements that replace the index
+// rows of resource rid with those of v (none for a deletion). fresh says
+// the resource has no rows yet.
+func (tx *Tx) indexStatements(stmts []Statement, rid int64, v *store.Version, fresh bool) ([]Statement, error) {
 	reg := tx.db.reg
 	if reg == nil {
-		return nil
+		return stmts, nil
 	}
 	if !fresh {
-		if err := deleteIndex(ctx, tx, rid); err != nil {
-			return err
+		for _, t := range indexTables {
+			stmts = append(stmts, Statement{"DELETE FROM " + t.name + " WHERE rid = ?", []any{rid}})
 		}
+		stmts = append(stmts, Statement{"DELETE FROM search_compartment WHERE rid = ?", []any{rid}})
 	}
 	if v.Deleted {
-		return nil
+		return stmts, nil
 	}
 	ix := v.Index
 	if ix == nil {
 		var err error
 		if ix, err = reg.Index(v.Type, v.Body); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return insertIndex(ctx, tx, rid, v.Type, ix)
+	return insertIndex(stmts, rid, v.Type, ix), nil
 }
 
-func deleteIndex(ctx context.Context, tx *Tx, rid int64) error {
-	stmts := make([]Statement, 0, len(indexTables)+1)
-	for _, t := range indexTables {
-		stmts = append(stmts, Statement{"DELETE FROM " + t.name + " WHERE rid = ?", []any{rid}})
-	}
-	stmts = append(stmts, Statement{"DELETE FROM search_compartment WHERE rid = ?", []any{rid}})
-	return tx.ExecBatch(ctx, stmts)
-}
-
-// insertIndex writes the rows of ix as one batch of statements: a round
-// trip per resource on PostgreSQL, not one per table.
-func insertIndex(ctx context.Context, tx *Tx, rid int64, typ string, ix *search.Index) error {
-	var stmts []Statement
+// insertIndex appends the INSERTs of the rows of ix.
+func insertIndex(stmts []Statement, rid int64, typ string, ix *search.Index) []Statement {
 	// each adds the INSERTs of one table, insertBatch rows at most each.
 	each := func(table, count int, row func(i int) []any) {
 		for start := 0; start < count; start += insertBatch {
@@ -143,7 +134,7 @@ func insertIndex(ctx context.Context, tx *Tx, rid int64, typ string, ix *search.
 		stmts = append(stmts, Statement{"INSERT INTO search_compartment (rid, patient_id) VALUES " +
 			strings.TrimSuffix(strings.Repeat("(?, ?), ", len(chunk)), ", "), args})
 	}
-	return tx.ExecBatch(ctx, stmts)
+	return stmts
 }
 
 const fingerprintKey = "fingerprint"
@@ -196,13 +187,17 @@ WHERE r.rid > ? ORDER BY r.rid LIMIT ?`, after, batch)
 			if err := rows.Err(); err != nil {
 				return err
 			}
+			var stmts []Statement
 			for _, it := range items {
 				if it.v.Deleted {
 					it.v.Body = nil
 				}
-				if err := tx.writeIndex(ctx, it.rid, &it.v, false); err != nil {
+				if stmts, err = tx.indexStatements(stmts, it.rid, &it.v, false); err != nil {
 					return fmt.Errorf("rid %d: %w", it.rid, err)
 				}
+			}
+			if err := tx.ExecBatch(ctx, stmts); err != nil {
+				return err
 			}
 			if len(items) < batch {
 				done = true
