@@ -2,7 +2,9 @@ package sqlite_test
 
 import (
 	"context"
+	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"smartfhir/internal/search"
@@ -75,5 +77,66 @@ func TestReindex(t *testing.T) {
 	}
 	if n, err := db.Reindex(ctx, false); err != nil || n != 0 {
 		t.Errorf("second Reindex = %d, %v; want 0, nil (fingerprint unchanged)", n, err)
+	}
+}
+
+// TestIndexRowsSurviveForeignKeyMigration writes index rows under migration
+// 0009's tables and checks that migration 0010, which rebuilds them without
+// their foreign keys, keeps them searchable.
+func TestIndexRowsSurviveForeignKeyMigration(t *testing.T) {
+	ctx := context.Background()
+	reg, err := search.NewRegistry(search.Config{Base: storetest.SearchBase})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fk.db"), sqlstore.Config{Search: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.MigrateTo(ctx, 9); err != nil {
+		t.Fatal(err)
+	}
+	err = db.Transact(ctx, func(ctx context.Context, tx store.Tx) error {
+		for _, b := range []string{
+			`{"resourceType":"Patient","id":"p","gender":"female","name":[{"family":"Quinn"}]}`,
+			`{"resourceType":"Observation","id":"o","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8302-2"}]},"subject":{"reference":"Patient/p"},"effectiveDateTime":"2020-01-02","valueQuantity":{"value":170,"system":"http://unitsofmeasure.org","code":"cm"}}`,
+		} {
+			typ, id, _ := strings.Cut(strings.TrimPrefix(b, `{"resourceType":"`), `","id":"`)
+			id, _, _ = strings.Cut(id, `"`)
+			if err := tx.Put(ctx, &store.Version{Type: typ, ID: id, VersionID: 1, Method: "PUT", Body: []byte(b)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ typ, query, want string }{
+		{"Patient", "gender=female&name=quin", "p"},
+		{"Observation", "patient=p&code=http://loinc.org|8302-2&date=2020&value-quantity=170||cm", "o"},
+		{"Observation", "code-value-quantity=8302-2$gt100", "o"},
+	} {
+		vals, _ := url.ParseQuery(tt.query)
+		q, _, err := reg.Parse(tt.typ, vals, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.Count = 10
+		res, err := db.Search(ctx, q)
+		if err != nil || len(res.Matches) != 1 || res.Matches[0].ID != tt.want {
+			t.Errorf("%s?%s after the migration: %v, %v; want %s", tt.typ, tt.query, res, err, tt.want)
+		}
+	}
+	var fks int
+	err = db.TransactSQL(ctx, func(ctx context.Context, tx *sqlstore.Tx) error {
+		return tx.QueryRow(ctx, "SELECT count(*) FROM pragma_foreign_key_list('search_token')", nil, &fks)
+	})
+	if err != nil || fks != 0 {
+		t.Errorf("search_token has %d foreign keys (%v), want none", fks, err)
 	}
 }
