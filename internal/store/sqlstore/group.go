@@ -27,7 +27,9 @@ import (
 // whose outcome is the one reported (so that no answer depends on writes
 // that were rolled back). Units are concurrent requests none of which has
 // been answered, so running one later than it arrived is a valid order.
-// Savepoints per unit were tried first: SQLite copies every page a unit
+// The price of a failure is running the units before it once more; units
+// rarely fail (a version race, a precondition, an invalid body), and a
+// group holds at most maxGroup units. Savepoints per unit were tried first: SQLite copies every page a unit
 // changes to the statement journal, and with the journal in memory each
 // multi-row statement inside a savepoint walks the whole journal when it
 // ends, so a batch of large units (an import with more than two workers)
