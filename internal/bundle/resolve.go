@@ -77,14 +77,8 @@ func (u *unit) wrote(typ string) { delete(u.cond, typ) }
 func (u *unit) rewriteEntry(ctx context.Context, res []byte) ([]byte, error) {
 	return rewriteRefs(res, func(ref string) (string, bool, error) {
 		if isURN(ref) {
-			t, ok := u.targets[ref]
-			if !ok {
-				return "", false, unknownRef(ref)
-			}
-			if k, isSkipped := strings.CutPrefix(t, skipped); isSkipped {
-				return "", false, invalid("the reference %s names Bundle.entry[%s], which was skipped", ref, k)
-			}
-			return t, true, nil
+			t, err := urnTarget(u.targets, ref)
+			return t, err == nil, err
 		}
 		typ, query, ok := conditionalRef(ref)
 		if !ok {
@@ -93,6 +87,18 @@ func (u *unit) rewriteEntry(ctx context.Context, res []byte) ([]byte, error) {
 		t, err := u.resolveConditional(ctx, ref, typ, query)
 		return t, err == nil, err
 	})
+}
+
+// urnTarget is the reference that the entry with fullUrl ref stands for.
+func urnTarget(targets map[string]string, ref string) (string, error) {
+	t, ok := targets[ref]
+	if !ok {
+		return "", unknownRef(ref)
+	}
+	if k, isSkipped := strings.CutPrefix(t, skipped); isSkipped {
+		return "", invalid("the reference %s names Bundle.entry[%s], which was skipped", ref, k)
+	}
+	return t, nil
 }
 
 // resolveConditional answers a conditional reference (http.html
@@ -313,11 +319,8 @@ func (p *Processor) prepare(ctx context.Context, b *parsed) {
 		}
 		res, err := rewriteRefs(e.req.Resource, func(ref string) (string, bool, error) {
 			if isURN(ref) {
-				t, ok := b.targets[ref]
-				if !ok {
-					return "", false, unknownRef(ref)
-				}
-				return t, true, nil
+				t, err := urnTarget(b.targets, ref)
+				return t, err == nil, err
 			}
 			typ, query, ok := conditionalRef(ref)
 			if !ok {

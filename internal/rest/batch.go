@@ -42,17 +42,24 @@ type executor struct{ a *API }
 
 var _ bundle.Executor = executor{}
 
-// Execute runs one entry inside tx.
-func (x executor) Execute(ctx context.Context, tx store.Tx, req *bundle.Request) (*bundle.Result, error) {
-	a := x.a
-	path, rawQuery, _ := strings.Cut(req.URL, "?")
+// entryRoute splits an entry's request.url into the path relative to the
+// base, its query, and the route the path names.
+func (a *API) entryRoute(u string) (path, rawQuery string, rt route, err error) {
+	path, rawQuery, _ = strings.Cut(u, "?")
 	if rel, ok := strings.CutPrefix(path, a.cfg.Base+"/"); ok {
 		path = rel
 	} else if strings.Contains(path, "://") {
-		return nil, fhir.Errorf(fhir.Invalid, "request.url %q is not on this server; use a URL relative to the base", req.URL)
+		return "", "", route{}, fhir.Errorf(fhir.Invalid, "request.url %q is not on this server; use a URL relative to the base", u)
 	}
 	path = strings.TrimPrefix(path, "/")
-	rt, err := a.parseRoute(path)
+	rt, err = a.parseRoute(path)
+	return path, rawQuery, rt, err
+}
+
+// Execute runs one entry inside tx.
+func (x executor) Execute(ctx context.Context, tx store.Tx, req *bundle.Request) (*bundle.Result, error) {
+	a := x.a
+	path, rawQuery, rt, err := a.entryRoute(req.URL)
 	if err != nil {
 		return nil, err
 	}
@@ -178,9 +185,7 @@ var _ bundle.Preparer = executor{}
 // have, as create and update do before their unit of work.
 func (x executor) Prepare(req *bundle.Request) any {
 	a := x.a
-	path, rawQuery, _ := strings.Cut(req.URL, "?")
-	path = strings.TrimPrefix(strings.TrimPrefix(path, a.cfg.Base+"/"), "/")
-	rt, err := a.parseRoute(path)
+	_, rawQuery, rt, err := a.entryRoute(req.URL)
 	if err != nil || rawQuery != "" {
 		return nil
 	}
