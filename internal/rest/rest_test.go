@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -46,15 +44,26 @@ func newID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
+// observed receives what Config.Observe reports. The API reports after the
+// response is written, so a client may hold the response before the report
+// is made: next waits for it.
 type observed struct {
-	mu  sync.Mutex
-	got []string
+	ch chan string
 }
 
 func (o *observed) observe(interaction string, status int, _ time.Duration) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.got = append(o.got, fmt.Sprintf("%s %d", interaction, status))
+	o.ch <- fmt.Sprintf("%s %d", interaction, status)
+}
+
+func (o *observed) next(t *testing.T) string {
+	t.Helper()
+	select {
+	case s := <-o.ch:
+		return s
+	case <-time.After(10 * time.Second):
+		t.Fatal("no interaction observed within 10 s")
+		return ""
+	}
 }
 
 func newServer(t testing.TB, maxBody int64, obs *observed) (*httptest.Server, *memStore) {
@@ -129,32 +138,38 @@ func TestBodyTooLarge(t *testing.T) {
 }
 
 func TestObserveInteractions(t *testing.T) {
-	obs := &observed{}
+	obs := &observed{ch: make(chan string, 1)}
 	srv, _ := newServer(t, 1<<20, obs)
 	base := srv.URL + "/fhir"
 	ct := []string{"Content-Type", "application/fhir+json"}
 	p := `{"resourceType":"Patient","id":"o1"}`
-	do(t, "PUT", base+"/Patient/o1", p, ct...)
-	do(t, "GET", base+"/Patient/o1", "")
-	do(t, "GET", base+"/Patient/o1/_history/1", "")
-	do(t, "PATCH", base+"/Patient/o1", `[]`, "Content-Type", "application/json-patch+json")
-	do(t, "GET", base+"/Patient/o1/_history", "")
-	do(t, "GET", base+"/Patient/_history", "")
-	do(t, "GET", base+"/_history", "")
-	do(t, "POST", base+"/Patient", p, ct...)
-	do(t, "GET", base+"/Patient?name=x", "")
-	do(t, "GET", base+"?x=1", "")
-	do(t, "GET", base+"/metadata", "")
-	do(t, "POST", base, `{"resourceType":"Bundle","type":"batch"}`, ct...)
-	do(t, "POST", base, `{"resourceType":"Bundle","type":"transaction"}`, ct...)
-	do(t, "DELETE", base+"/Patient/o1", "")
-	do(t, "GET", base+"/Unknown/1", "")
-	do(t, "DELETE", base+"/Patient", "")
-	want := []string{"update 201", "read 200", "vread 200", "patch 200", "history-instance 200", "history-type 200",
-		"history-system 200", "create 201", "search-type 200", "search-system 400", "capabilities 200", "batch 200",
-		"transaction 200", "delete 204", "unknown 404", "delete 405"}
-	if !slices.Equal(obs.got, want) {
-		t.Errorf("observed\n got %v\nwant %v", obs.got, want)
+	tests := []struct {
+		method, path, body string
+		hdr                []string
+		want               string
+	}{
+		{"PUT", "/Patient/o1", p, ct, "update 201"},
+		{"GET", "/Patient/o1", "", nil, "read 200"},
+		{"GET", "/Patient/o1/_history/1", "", nil, "vread 200"},
+		{"PATCH", "/Patient/o1", `[]`, []string{"Content-Type", "application/json-patch+json"}, "patch 200"},
+		{"GET", "/Patient/o1/_history", "", nil, "history-instance 200"},
+		{"GET", "/Patient/_history", "", nil, "history-type 200"},
+		{"GET", "/_history", "", nil, "history-system 200"},
+		{"POST", "/Patient", p, ct, "create 201"},
+		{"GET", "/Patient?name=x", "", nil, "search-type 200"},
+		{"GET", "?x=1", "", nil, "search-system 400"},
+		{"GET", "/metadata", "", nil, "capabilities 200"},
+		{"POST", "", `{"resourceType":"Bundle","type":"batch"}`, ct, "batch 200"},
+		{"POST", "", `{"resourceType":"Bundle","type":"transaction"}`, ct, "transaction 200"},
+		{"DELETE", "/Patient/o1", "", nil, "delete 204"},
+		{"GET", "/Unknown/1", "", nil, "unknown 404"},
+		{"DELETE", "/Patient", "", nil, "delete 405"},
+	}
+	for _, tt := range tests {
+		do(t, tt.method, base+tt.path, tt.body, tt.hdr...)
+		if got := obs.next(t); got != tt.want {
+			t.Errorf("%s %s observed as %q, want %q", tt.method, tt.path, got, tt.want)
+		}
 	}
 }
 
