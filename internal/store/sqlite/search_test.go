@@ -80,10 +80,10 @@ func TestReindex(t *testing.T) {
 	}
 }
 
-// TestIndexRowsSurviveForeignKeyMigration writes index rows under migration
-// 0009's tables and checks that migration 0010, which rebuilds them without
-// their foreign keys, keeps them searchable.
-func TestIndexRowsSurviveForeignKeyMigration(t *testing.T) {
+// TestIndexRowsSurviveMigrations writes index rows under migration 0009's
+// tables and checks that migrations 0010 (no foreign keys) and 0011 (tables
+// clustered by rid), which rebuild them, keep them searchable.
+func TestIndexRowsSurviveMigrations(t *testing.T) {
 	ctx := context.Background()
 	reg, err := search.NewRegistry(search.Config{Base: storetest.SearchBase})
 	if err != nil {
@@ -138,5 +138,14 @@ func TestIndexRowsSurviveForeignKeyMigration(t *testing.T) {
 	})
 	if err != nil || fks != 0 {
 		t.Errorf("search_token has %d foreign keys (%v), want none", fks, err)
+	}
+	// Migration 0011: every index table is its own rid index.
+	var clustered int
+	err = db.TransactSQL(ctx, func(ctx context.Context, tx *sqlstore.Tx) error {
+		return tx.QueryRow(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name LIKE 'search\_%' ESCAPE '\'
+AND name != 'search_state' AND sql LIKE '%WITHOUT ROWID'`, nil, &clustered)
+	})
+	if err != nil || clustered != 8 {
+		t.Errorf("%d index tables WITHOUT ROWID (%v), want 8", clustered, err)
 	}
 }

@@ -126,6 +126,8 @@ func testSearchTypes(t *testing.T, reg *search.Registry, s store.Store) {
 		`{"resourceType":"RiskAssessment","id":"r1","status":"final","subject":{"reference":"Patient/p1"},"prediction":[{"probabilityDecimal":0.25}]}`,
 		// The same reference twice, in one element list: found once.
 		`{"resourceType":"Observation","id":"o4","status":"cancelled","code":{"coding":[{"system":"http://loinc.org","code":"0000-0"}]},"subject":{"reference":"Patient/p3"},"performer":[{"reference":"Patient/p3"},{"reference":"Patient/p3","display":"again"}]}`,
+		// The same coding and identifier twice: equal index rows, found once.
+		`{"resourceType":"Observation","id":"o5","status":"cancelled","code":{"coding":[{"system":"urn:x","code":"dup"},{"system":"urn:x","code":"dup"}]},"identifier":[{"system":"urn:x","value":"dup"},{"system":"urn:x","value":"dup"}],"subject":{"reference":"Group/g1"}}`,
 		`{"resourceType":"ValueSet","id":"v1","status":"active","url":"http://acme.org/fhir/ValueSet/123"}`,
 	)
 	for _, tc := range []struct {
@@ -170,6 +172,7 @@ func testSearchTypes(t *testing.T, reg *search.Registry, s store.Store) {
 		{"reference bare id", "Observation", "patient=p1", []string{"o1", "o3"}},
 		{"reference named twice in one resource", "Observation", "performer=Patient/p3", []string{"o4"}},
 		{"reference bare id, one target type", "Observation", "patient=p3", []string{"o4"}},
+		{"token named twice in one resource", "Observation", "code=urn:x|dup&identifier=urn:x|dup", []string{"o5"}},
 		{"reference missing", "Observation", "subject:missing=true", nil},
 		{"quantity value", "Observation", "value-quantity=185", []string{"o1"}},
 		{"quantity with system and code", "Observation", "value-quantity=gt70|http://unitsofmeasure.org|/min", []string{"o2"}},
