@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the four searches of issue 3 against a loaded database: each one
-# for every patient in turn (loadgen -scenario urls), with a system/*.rs
+# for every patient in turn (the first 1,000; loadgen -scenario urls), with a system/*.rs
 # Backend Services token, every request authenticated and audited.
 #
 #   bench/search.sh --data-dir DIR            # SQLite, loaded by `smartfhir import`

@@ -75,16 +75,25 @@ func (u *unit) wrote(typ string) { delete(u.cond, typ) }
 // entry of the Bundle and every conditional reference replaced by a
 // reference to the resource it names.
 func (u *unit) rewriteEntry(ctx context.Context, res []byte) ([]byte, error) {
+	return rewriteBundleRefs(res, u.targets, func(ref, typ, query string) (string, error) {
+		return u.resolveConditional(ctx, ref, typ, query)
+	})
+}
+
+// rewriteBundleRefs replaces the references of res to entries of the
+// Bundle (urn:) with their targets, and its conditional references with
+// what conditional answers for them; other references stay as they are.
+func rewriteBundleRefs(res []byte, targets map[string]string, conditional func(ref, typ, query string) (string, error)) ([]byte, error) {
 	return rewriteRefs(res, func(ref string) (string, bool, error) {
 		if isURN(ref) {
-			t, err := urnTarget(u.targets, ref)
+			t, err := urnTarget(targets, ref)
 			return t, err == nil, err
 		}
 		typ, query, ok := conditionalRef(ref)
 		if !ok {
 			return "", false, nil
 		}
-		t, err := u.resolveConditional(ctx, ref, typ, query)
+		t, err := conditional(ref, typ, query)
 		return t, err == nil, err
 	})
 }
@@ -317,15 +326,7 @@ func (p *Processor) prepare(ctx context.Context, b *parsed) {
 		if e.err != nil || e.req.Resource == nil || (e.req.Method != http.MethodPost && e.req.Method != http.MethodPut) {
 			continue
 		}
-		res, err := rewriteRefs(e.req.Resource, func(ref string) (string, bool, error) {
-			if isURN(ref) {
-				t, err := urnTarget(b.targets, ref)
-				return t, err == nil, err
-			}
-			typ, query, ok := conditionalRef(ref)
-			if !ok {
-				return "", false, nil
-			}
+		res, err := rewriteBundleRefs(e.req.Resource, b.targets, func(ref, typ, query string) (string, error) {
 			t, seen := cond[ref]
 			if !seen {
 				if p.Match != nil {
@@ -336,9 +337,9 @@ func (p *Processor) prepare(ctx context.Context, b *parsed) {
 				cond[ref] = t
 			}
 			if t == "" {
-				return "", false, errNoGuess
+				return "", errNoGuess
 			}
-			return t, true, nil
+			return t, nil
 		})
 		if err != nil {
 			continue
