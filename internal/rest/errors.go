@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"strconv"
 
 	"smartfhir/internal/fhir"
 	"smartfhir/internal/reqctx"
@@ -45,6 +46,9 @@ func (a *API) writeBody(c *call, status int, body []byte) {
 	}
 	h := c.w.Header()
 	h["Content-Type"] = contentTypeFHIR
+	// The length up front: without it net/http sends any body over 2 KB
+	// chunked.
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	c.w.WriteHeader(status)
 	if c.r.Method != http.MethodHead {
 		_, _ = c.w.Write(body) // the client went away: nothing to do

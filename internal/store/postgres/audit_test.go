@@ -28,3 +28,9 @@ func TestAuditUpgrade(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	storetest.RunAuditUpgrade(t, db, db.Audit(), "SELECT nextval('audit_seq')")
 }
+
+func TestAuditBlocksUpgrade(t *testing.T) {
+	db := open(t, schemaURL(t))
+	t.Cleanup(func() { db.Close() })
+	storetest.RunAuditBlocksUpgrade(t, db, db.Audit(), "SELECT setval('audit_seq', ?)")
+}

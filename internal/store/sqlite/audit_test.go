@@ -57,8 +57,8 @@ func TestAuditUpgrade(t *testing.T) {
 	if err := db.QueryRow(context.Background(), "SELECT COUNT(*) FROM main.sqlite_schema WHERE name LIKE 'audit%'", nil, &n); err != nil || n != 0 {
 		t.Fatalf("audit tables left in the database file: %d, %v", n, err)
 	}
-	if err := db.QueryRow(context.Background(), "SELECT COUNT(*) FROM audit.audit_events", nil, &n); err != nil || n != 6 {
-		t.Fatalf("audit.audit_events: %d rows, %v; want 6", n, err)
+	if err := db.QueryRow(context.Background(), "SELECT COUNT(*) FROM audit.audit_blocks", nil, &n); err != nil || n != 2 {
+		t.Fatalf("audit.audit_blocks: %d rows, %v; want 2 (the old events, the new one)", n, err)
 	}
 	if _, err := os.Stat(sqlite.AuditPath(path)); err != nil {
 		t.Fatalf("the audit log's file: %v", err)
@@ -66,4 +66,10 @@ func TestAuditUpgrade(t *testing.T) {
 	if got := sqlite.AuditPath("/data/smartfhir.db"); got != "/data/smartfhir-audit.db" {
 		t.Errorf("AuditPath = %q", got)
 	}
+}
+
+func TestAuditBlocksUpgrade(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "smartfhir.db"))
+	t.Cleanup(func() { db.Close() })
+	storetest.RunAuditBlocksUpgrade(t, db, db.Audit(), "")
 }

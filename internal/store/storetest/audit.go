@@ -3,7 +3,10 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,14 +199,52 @@ func RunAudit(t *testing.T, open func(t *testing.T) (audit.Store, Execer)) {
 		}
 	})
 
+	t.Run("BlocksAndEscapes", func(t *testing.T) {
+		// One batch larger than a block (the store splits it) and texts
+		// that JSON must escape.
+		s, _ := open(t)
+		var all []audit.Event
+		for i := range 700 {
+			e := event(i)
+			e.Query = fmt.Sprintf("name=\"O'Brien\"\\x\n\t\u00e9\u2028%d", i)
+			all = append(all, e)
+		}
+		if err := s.Append(ctx, all); err != nil {
+			t.Fatalf("Append: %v", err)
+		}
+		got := pageAudit(t, s, audit.Query{}, 150)
+		if len(got) != 700 || got[0] != "req-699" || got[699] != "req-0" {
+			t.Fatalf("all in pages of 150: %d events, first %v", len(got), got[:min(3, len(got))])
+		}
+		res, err := s.Search(ctx, audit.Query{Patient: "p2", Count: 1000})
+		if err != nil || len(res) != 175 {
+			t.Fatalf("patient p2: %d events, %v; want 175", len(res), err)
+		}
+		for _, r := range res {
+			i, _ := strconv.Atoi(strings.TrimPrefix(r.RequestID, "req-"))
+			if !sameEvent(r.Event, all[i]) {
+				t.Fatalf("event %d:\n got %+v\nwant %+v", i, r.Event, all[i])
+			}
+		}
+		bad := event(1)
+		bad.Query = "x=\xff\xfe"
+		if err := s.Append(ctx, []audit.Event{bad}); err != nil {
+			t.Fatalf("Append of invalid UTF-8: %v", err)
+		}
+		res, err = s.Search(ctx, audit.Query{Count: 1})
+		if err != nil || len(res) != 1 || res[0].Query != "x=\ufffd\ufffd" {
+			t.Fatalf("invalid UTF-8 read back as %+v, %v", res, err)
+		}
+	})
+
 	t.Run("AppendOnly", func(t *testing.T) {
 		s, db := open(t)
 		if err := s.Append(ctx, []audit.Event{event(1)}); err != nil {
 			t.Fatal(err)
 		}
 		for _, q := range []string{
-			"UPDATE audit_events SET status = 500",
-			"DELETE FROM audit_events",
+			"UPDATE audit_blocks SET events = '[]'",
+			"DELETE FROM audit_blocks",
 			"UPDATE audit_terms SET term = 'x'",
 			"DELETE FROM audit_terms",
 		} {
@@ -318,5 +359,63 @@ func RunAuditUpgrade(t *testing.T, db Migrator, s audit.Store, nextSeq string) {
 	got, err := s.Get(ctx, third)
 	if err != nil || got.RequestID != "old-3" || !got.Time.Equal(base.Add(3*time.Minute)) || !slices.Equal(got.Patients, []string{"p1"}) {
 		t.Fatalf("Get(3) after the upgrade: %+v, %v", got, err)
+	}
+}
+
+// RunAuditBlocksUpgrade checks migration 0012: records of the one-row-per-
+// record table (written here out of order, more than a block's worth) read
+// back in order and whole from their blocks, and appends continue after
+// them. db is empty and not migrated; s is its audit log. setSeq, when
+// set, is the statement that moves the release's sequence past the records
+// written (a PostgreSQL sequence).
+func RunAuditBlocksUpgrade(t *testing.T, db Migrator, s audit.Store, setSeq string) {
+	ctx := context.Background()
+	if err := db.MigrateTo(ctx, 11); err != nil {
+		t.Fatalf("MigrateTo(11): %v", err)
+	}
+	const n = 600
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, i := range rand.New(rand.NewPCG(1, 2)).Perm(n) {
+		seq := int64(i + 1)
+		if _, err := db.Exec(ctx, `INSERT INTO audit_events (seq, recorded, interaction, resource_type, resources, query, patients,
+			status, client_id, username, fhir_user, source, request_id) VALUES (?, ?, 'search-type', 'Observation', ?, ?, ?, 200, 'app', 'bob', 'Patient/p1', '192.0.2.1', ?)`,
+			seq, base.Add(time.Duration(seq)*time.Second).UnixMicro(), fmt.Sprintf("Observation/o%d Observation/x%d", seq, seq),
+			fmt.Sprintf(`code="a\b"&n=%d`, seq), "p1", fmt.Sprintf("old-%d", seq)); err != nil {
+			t.Fatalf("old event %d: %v", seq, err)
+		}
+		if _, err := db.Exec(ctx, "INSERT INTO audit_terms (term, last_seq, first_seq, seqs) VALUES ('patient:p1', ?, ?, ?)",
+			seq, seq, strconv.FormatInt(seq, 10)); err != nil {
+			t.Fatalf("old event %d: %v", seq, err)
+		}
+	}
+	if setSeq != "" {
+		if _, err := db.Exec(ctx, setSeq, n); err != nil {
+			t.Fatalf("%s: %v", setSeq, err)
+		}
+	}
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	if err := s.Append(ctx, []audit.Event{{Time: base.Add(time.Hour), Interaction: "read", Type: "Patient", Patients: []string{"p1"},
+		Status: 200, ClientID: "app", RequestID: "new-1"}}); err != nil {
+		t.Fatalf("Append after the upgrade: %v", err)
+	}
+	got, err := s.Search(ctx, audit.Query{Count: 1000})
+	if err != nil || len(got) != n+1 || got[0].RequestID != "new-1" || got[0].Seq != n+1 {
+		t.Fatalf("after the upgrade: %d events, %v", len(got), err)
+	}
+	for k, e := range got[1:] {
+		seq := int64(n - k)
+		want := audit.Event{Time: base.Add(time.Duration(seq) * time.Second), Interaction: "search-type", Type: "Observation",
+			Resources: []string{fmt.Sprintf("Observation/o%d", seq), fmt.Sprintf("Observation/x%d", seq)},
+			Query:     fmt.Sprintf(`code="a\b"&n=%d`, seq), Patients: []string{"p1"}, Status: 200, ClientID: "app", Username: "bob",
+			FHIRUser: "Patient/p1", Source: "192.0.2.1", RequestID: fmt.Sprintf("old-%d", seq)}
+		if e.Seq != seq || !sameEvent(e.Event, want) {
+			t.Fatalf("event %d after the upgrade:\n got %d %+v\nwant %+v", seq, e.Seq, e.Event, want)
+		}
+	}
+	from := base.Add(250 * time.Second)
+	if page := pageAudit(t, s, audit.Query{Patient: "p1", From: from, To: base.Add(260 * time.Second)}, 3); len(page) != 10 || page[0] != "old-259" {
+		t.Fatalf("a window after the upgrade: %v", page)
 	}
 }
