@@ -8,8 +8,10 @@
 #
 # The flags are passed to `smartfhir serve` and the CLI as they are.
 # DURATION (8s), CONNS (32) and PORT (18501) as in bench/run.sh; SEARCHES
-# picks some of obs, name, cond, enc (all by default); SMARTFHIR_BIN serves
-# with a binary built before instead of the working tree.
+# picks some of obs, name, cond, enc (all by default; name one twice to
+# run it twice, the second on a warm server); PATIENTS (1000) takes the
+# first N patients only; SMARTFHIR_BIN serves with a binary built before
+# instead of the working tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${DURATION:-8s}
@@ -34,8 +36,8 @@ get() { curl -sf -H "Authorization: Bearer $token" "$base/fhir/$1"; }
 
 # The patients and the first three letters of their family names.
 get 'Patient?_count=1000&_elements=id' | grep -o '"resourceType":"Patient","id":"[^"]*"' |
-	sed -E 's/.*"id":"([^"]*)"/\1/' >"$work/patients"
-get 'Patient?_count=1000&_elements=name' | grep -o '"family":"[^"]*"' |
+	sed -E 's/.*"id":"([^"]*)"/\1/' | sed -n "1,${PATIENTS:-1000}p" >"$work/patients"
+get "Patient?_count=${PATIENTS:-1000}&_elements=name" | grep -o '"family":"[^"]*"' |
 	sed -E 's/"family":"(...).*/\1/' | sort -u >"$work/names"
 [ -s "$work/patients" ] || { echo "no patients in this database" >&2; exit 1; }
 echo "$(wc -l <"$work/patients") patients, $(wc -l <"$work/names") name prefixes"

@@ -256,7 +256,7 @@ func (m *Main) sweep(ctx context.Context) {
 		// Search plans rest on the planner's statistics: refresh them at
 		// start and every analyzeEvery ticks.
 		if tick%analyzeEvery == 0 {
-			if err := m.store.Analyze(ctx); err != nil && ctx.Err() == nil {
+			if err := m.store.RefreshStatistics(ctx); err != nil && ctx.Err() == nil {
 				m.logger.Warn("refreshing planner statistics", "err", err)
 			}
 		}

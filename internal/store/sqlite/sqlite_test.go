@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -207,5 +208,63 @@ func TestBulkLoadCheckpointsLess(t *testing.T) {
 		if err := db.Close(); err != nil {
 			t.Errorf("BulkLoad %v: Close: %v", tt.bulk, err)
 		}
+	}
+}
+
+// TestRefreshStatistics: the server's periodic refresh analyzes a database
+// that has never been analyzed, and after Analyze leaves the statistics of
+// tables that did not change as they are.
+func TestRefreshStatistics(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, filepath.Join(t.TempDir(), "smartfhir.db"))
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err := db.Transact(ctx, func(ctx context.Context, tx store.Tx) error {
+		for i := range 200 {
+			if err := tx.Put(ctx, &store.Version{Type: "Basic", ID: fmt.Sprint(i), VersionID: 1, Method: "POST", Body: []byte(`{"resourceType":"Basic"}`)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stat := func() string {
+		t.Helper()
+		var s string
+		// One row per index of the table; its first number counts the rows.
+		if err := db.QueryRow(ctx, "SELECT COALESCE((SELECT stat FROM sqlite_stat1 WHERE tbl = 'resources' ORDER BY idx LIMIT 1), '')", nil, &s); err != nil {
+			t.Fatalf("sqlite_stat1: %v", err)
+		}
+		if f := strings.Fields(s); len(f) > 0 {
+			return f[0]
+		}
+		return ""
+	}
+	if err := db.RefreshStatistics(ctx); err != nil {
+		t.Fatalf("RefreshStatistics: %v", err)
+	}
+	if got := stat(); got != "200" {
+		t.Fatalf("resources after the first refresh: stat %q, want 200", got)
+	}
+	if err := db.Transact(ctx, func(ctx context.Context, tx store.Tx) error {
+		return tx.Put(ctx, &store.Version{Type: "Basic", ID: "one-more", VersionID: 1, Method: "POST", Body: []byte(`{"resourceType":"Basic"}`)})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RefreshStatistics(ctx); err != nil {
+		t.Fatalf("RefreshStatistics: %v", err)
+	}
+	if got := stat(); got != "200" {
+		t.Fatalf("resources after one more row: stat %q, want the 200 of before (too small a change to analyze again)", got)
+	}
+	if err := db.Analyze(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := stat(); got != "201" {
+		t.Fatalf("resources after Analyze: stat %q, want 201", got)
 	}
 }

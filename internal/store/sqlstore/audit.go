@@ -88,7 +88,7 @@ func (s *AuditStore) Append(ctx context.Context, events []audit.Event) (err erro
 		}
 		for start := 0; start < len(blocks); start += 5 * auditBlockRows {
 			chunk := blocks[start:min(start+5*auditBlockRows, len(blocks))]
-			q := "INSERT INTO audit_blocks (first_seq, last_seq, first_recorded, last_recorded, events) VALUES " +
+			q := s.db.d.AppendInsert + " INTO audit_blocks (first_seq, last_seq, first_recorded, last_recorded, events) VALUES " +
 				strings.TrimSuffix(strings.Repeat("(?,?,?,?,?),", len(chunk)/5), ",")
 			if _, err := tx.Exec(ctx, q, chunk...); err != nil {
 				return err
@@ -123,7 +123,7 @@ func (s *AuditStore) appendTerms(ctx context.Context, tx *Tx, events []audit.Eve
 	}
 	for start := 0; start < len(order); start += auditTermRows {
 		chunk := order[start:min(start+auditTermRows, len(order))]
-		q := "INSERT INTO audit_terms (term, last_seq, first_seq, seqs) VALUES " +
+		q := s.db.d.AppendInsert + " INTO audit_terms (term, last_seq, first_seq, seqs) VALUES " +
 			strings.TrimSuffix(strings.Repeat("(?,?,?,?),", len(chunk)), ",")
 		args := make([]any, 0, 4*len(chunk))
 		for _, t := range chunk {

@@ -61,6 +61,9 @@ func New(drv Driver, d Dialect, cfg Config) *DB {
 	if d.Retryable == nil {
 		d.Retryable = func(error) bool { return false }
 	}
+	if d.AppendInsert == "" {
+		d.AppendInsert = "INSERT"
+	}
 	if d.UniqueViolation == nil {
 		d.UniqueViolation = func(error) bool { return false }
 	}

@@ -107,9 +107,18 @@ type Dialect struct {
 	// batches of concurrent writers then hold disjoint ranges of sequence
 	// numbers, which the audit index relies on (see AuditStore).
 	AuditLock string
+	// AppendInsert is the verb of the audit log's multi-row INSERTs
+	// ("INSERT" when empty). SQLite's "INSERT OR FAIL" keeps no statement
+	// journal (a copy of every page the statement changes, kept to undo
+	// it alone); the log never needs one, as a failed append rolls back
+	// its whole unit of work.
+	AppendInsert string
 	// Analyze are the statements that refresh the planner's statistics
 	// (see DB.Analyze).
 	Analyze []string
+	// Refresh, when set, are the statements of the server's periodic
+	// statistics refresh (see DB.RefreshStatistics); empty means Analyze.
+	Refresh []string
 	// GroupByKey says that a grouped query may select a table's columns
 	// only when its primary key is among the grouping columns
 	// (PostgreSQL); SQLite takes them from any row of the group.

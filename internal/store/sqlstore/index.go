@@ -241,12 +241,27 @@ func (db *DB) AfterBulkLoad(ctx context.Context) error {
 // depend on them to start from the most selective index: without them
 // SQLite guesses, and a guess that scans every Observation to find one
 // patient's costs a thousand times the right plan. Run it after loading
-// data in bulk and now and then while serving.
+// data in bulk.
 func (db *DB) Analyze(ctx context.Context) error {
+	return db.runStatements(ctx, "store.Analyze", db.d.Analyze)
+}
+
+// RefreshStatistics is the server's periodic Analyze, at start and now and
+// then: the dialect's Refresh statements, which analyze only what changed
+// enough to matter, or else Analyze.
+func (db *DB) RefreshStatistics(ctx context.Context) error {
+	if len(db.d.Refresh) == 0 {
+		return db.Analyze(ctx)
+	}
+	return db.runStatements(ctx, "store.RefreshStatistics", db.d.Refresh)
+}
+
+// runStatements runs stmts in one unit of work.
+func (db *DB) runStatements(ctx context.Context, what string, stmts []string) error {
 	return db.TransactSQL(ctx, func(ctx context.Context, tx *Tx) error {
-		for _, stmt := range db.d.Analyze {
+		for _, stmt := range stmts {
 			if _, err := tx.Exec(ctx, stmt); err != nil {
-				return fmt.Errorf("store.Analyze: %w", err)
+				return fmt.Errorf("%s: %w", what, err)
 			}
 		}
 		return nil
