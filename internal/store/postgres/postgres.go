@@ -45,20 +45,29 @@ func Open(ctx context.Context, url string, cfg sqlstore.Config) (*sqlstore.DB, e
 	}
 	// pgx prepares and caches every statement, and after five runs
 	// PostgreSQL may switch a prepared statement to a generic plan, made
-	// without the parameter values. For a search that is ruinous: the
-	// generic plan of Observation?patient=X&category=laboratory cannot know
-	// that the patient is selective and the category is not, and runs in
-	// seconds instead of milliseconds. Plan each run for its values. A
-	// setting given in the URL wins.
+	// without the parameter values, when it costs no more than the values'
+	// plans did: planning no longer costs each run (half a millisecond for
+	// a search). Searches whose best plan depends on the values ask for
+	// per-run plans (sqlstore.PerRunPlanner): they run on a second pool
+	// whose sessions plan every run (plan_cache_mode=force_custom_plan),
+	// so that they keep their prepared statements and are parsed once. A
+	// plan_cache_mode given in the URL applies to both pools.
+	perRunConfig := pc.Copy()
 	if _, ok := pc.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok {
-		pc.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+		perRunConfig.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("postgres.Open: %w", err)
 	}
-	if err := pool.Ping(ctx); err != nil {
+	perRunPool, err := pgxpool.NewWithConfig(ctx, perRunConfig)
+	if err != nil {
 		pool.Close()
+		return nil, fmt.Errorf("postgres.Open: %w", err)
+	}
+	if err := errors.Join(pool.Ping(ctx), perRunPool.Ping(ctx)); err != nil {
+		pool.Close()
+		perRunPool.Close()
 		return nil, fmt.Errorf("postgres.Open: %w", err)
 	}
 	migrations, err := fs.Sub(migrationFiles, "migrations")
@@ -88,7 +97,7 @@ func Open(ctx context.Context, url string, cfg sqlstore.Config) (*sqlstore.DB, e
 		ReserveSeq: "SELECT nextval('audit_seq') FROM generate_series(1, ?::integer)",
 		AuditLock:  fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", auditLockKey),
 	}
-	return sqlstore.New(&driver{pool: pool}, d, cfg), nil
+	return sqlstore.New(&driver{pool: pool, perRun: perRunPool}, d, cfg), nil
 }
 
 func sqlState(err error) string {
@@ -103,7 +112,59 @@ func sqlState(err error) string {
 // distinct statement per connection (QueryExecModeCacheStatement, the
 // default), and runs argument-less statements with the simple protocol, which
 // lets a migration be a script of several statements.
-type driver struct{ pool *pgxpool.Pool }
+type driver struct {
+	pool *pgxpool.Pool
+	// perRun is the pool of PerRun: its sessions plan every statement
+	// for its values.
+	perRun *pgxpool.Pool
+}
+
+// querier is what a pool and a transaction have in common.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// PerRun implements sqlstore.PerRunPlanner.
+func (d *driver) PerRun() sqlstore.Querier { return perRun{q: d.perRun} }
+
+// PerRun implements sqlstore.PerRunPlanner. A transaction's statements
+// must stay on its connection: they run as unnamed prepared statements
+// (QueryExecModeCacheDescribe: pgx caches only their descriptions, and a
+// statement still takes one round trip), which PostgreSQL parses and
+// plans for their values at every run.
+func (t *driverTx) PerRun() sqlstore.Querier { return perRun{q: t.tx, unnamed: true} }
+
+// perRun is a Querier whose statements are planned for their values.
+type perRun struct {
+	q       querier
+	unnamed bool
+}
+
+func (p perRun) args(args []any) []any {
+	if !p.unnamed {
+		return args
+	}
+	return append([]any{pgx.QueryExecModeCacheDescribe}, args...)
+}
+
+func (p perRun) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := p.q.Exec(ctx, query, p.args(args)...)
+	return tag.RowsAffected(), err
+}
+
+func (p perRun) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	rows, err := p.q.Query(ctx, query, p.args(args)...)
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+func (p perRun) QueryRow(ctx context.Context, query string, args []any, dest ...any) error {
+	return scanRow(p.q.QueryRow(ctx, query, p.args(args)...), dest)
+}
 
 func (d *driver) Exec(ctx context.Context, query string, args ...any) (int64, error) {
 	tag, err := d.pool.Exec(ctx, query, args...)
@@ -130,10 +191,13 @@ func (d *driver) Begin(ctx context.Context) (sqlstore.DriverTx, error) {
 	return &driverTx{tx}, nil
 }
 
-func (d *driver) Ping(ctx context.Context) error { return d.pool.Ping(ctx) }
+func (d *driver) Ping(ctx context.Context) error {
+	return errors.Join(d.pool.Ping(ctx), d.perRun.Ping(ctx))
+}
 
 func (d *driver) Close() error {
 	d.pool.Close()
+	d.perRun.Close()
 	return nil
 }
 

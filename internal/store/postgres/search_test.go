@@ -2,7 +2,10 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
+	"net/url"
 	"os"
+	"strings"
 	"testing"
 
 	"smartfhir/internal/search"
@@ -26,4 +29,90 @@ func TestSearchConformance(t *testing.T) {
 		}
 		return db
 	})
+}
+
+// TestSearchPlans checks where searches are planned. A walked page (a
+// reference to one resource drives it) stays a prepared statement of the
+// main pool, which PostgreSQL switches to a generic plan after five runs;
+// any other search runs on the per-run pool and never becomes a prepared
+// statement of the main pool's sessions.
+func TestSearchPlans(t *testing.T) {
+	if os.Getenv(envURL) == "" {
+		t.Skipf("%s is not set; set it to a PostgreSQL URL to run the PostgreSQL store tests", envURL)
+	}
+	ctx := context.Background()
+	reg, err := search.NewRegistry(search.Config{Base: storetest.SearchBase})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One connection per pool: the statements below see the session the
+	// searches ran on.
+	db, err := postgres.Open(ctx, schemaURL(t)+"&pool_max_conns=1", sqlstore.Config{Search: reg})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	err = db.Transact(ctx, func(ctx context.Context, tx store.Tx) error {
+		for i := range 20 {
+			body := fmt.Sprintf(`{"resourceType":"Observation","id":"o%d","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"c%d"}]},"subject":{"reference":"Patient/p%d"}}`, i, i%3, i%4)
+			if err := tx.Put(ctx, &store.Version{Type: "Observation", ID: fmt.Sprintf("o%d", i), VersionID: 1, Method: "PUT", Body: []byte(body)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	searchN := func(query string, want int) {
+		params, _ := url.ParseQuery(query)
+		q, _, err := reg.Parse("Observation", params, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.Count = 10
+		for range 8 {
+			res, err := db.Search(ctx, q)
+			if err != nil {
+				t.Fatalf("Observation?%s: %v", query, err)
+			}
+			if len(res.Matches) != want {
+				t.Fatalf("Observation?%s: %d matches, want %d", query, len(res.Matches), want)
+			}
+		}
+	}
+	searchN("patient=p1&code=c1", 2) // o1, o13: walked
+	searchN("code=c2", 6)            // o2, o5, …, o17: driven by a token, planned per run
+
+	rows, err := db.Query(ctx, "SELECT statement, generic_plans FROM pg_prepared_statements")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	walked := false
+	for rows.Next() {
+		var stmt string
+		var generic int64
+		if err := rows.Scan(&stmt, &generic); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case strings.Contains(stmt, "FROM search_reference d JOIN resources r"):
+			walked = true
+			if generic == 0 {
+				t.Errorf("the walked page never ran on a generic plan: %s", stmt)
+			}
+		case strings.Contains(stmt, "FROM resources r WHERE r.type = $1 AND r.deleted = $2"):
+			t.Errorf("a search driven by a token is a prepared statement of the main pool: %s", stmt)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !walked {
+		t.Error("the walked page is not a prepared statement of the main pool")
+	}
 }

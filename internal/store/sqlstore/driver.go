@@ -26,6 +26,24 @@ type Querier interface {
 	QueryRow(ctx context.Context, query string, args []any, dest ...any) error
 }
 
+// PerRunPlanner is a Querier whose cached statements may run on a plan
+// made once for any values (PostgreSQL's generic plan of a prepared
+// statement, after five runs). PerRun returns a Querier on the same
+// connection or transaction whose statements are planned for their values
+// at every run (see planOnce).
+type PerRunPlanner interface {
+	PerRun() Querier
+}
+
+// perRun returns qr's per-run planning Querier, or qr itself when its
+// statements are always planned for their values (SQLite).
+func perRun(qr Querier) Querier {
+	if p, ok := qr.(PerRunPlanner); ok {
+		return p.PerRun()
+	}
+	return qr
+}
+
 // Rows is the result of [Querier.Query].
 type Rows interface {
 	Next() bool

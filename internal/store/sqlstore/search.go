@@ -89,6 +89,20 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 	}
 	keys := sortColumns(q.Sort)
 	walk := q.Count > 0 && len(keys) == 1 && walkable(where)
+	// One plan, made without the values, serves a walked page for every
+	// value: it walks the reference's index entries in rid order, probes
+	// the other conditions and stops at the page's end, whether the
+	// patient has 38 Observations or 2,265. Any other search's best plan
+	// depends on its values, and runs on a plan made for them. Measured
+	// on PostgreSQL (synthea-120), a plan made for average values took 36
+	// ms instead of 2 for Observation?code=85354-9 (it expects one match,
+	// joins all 1,637 and sorts them, where the values' plan merges in rid
+	// order and stops at 51), 108 ms instead of 11 for
+	// Observation?category=laboratory&date=ge2020-01-01 and 57 instead of
+	// 5 for a chain.
+	if !walk {
+		qr = perRun(qr)
+	}
 	whereSQL, whereArgs, err := conditions(walk)
 	if err != nil {
 		return nil, err
@@ -249,7 +263,9 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 		res.Matches[i] = m.v
 	}
 	if len(q.Include) > 0 || len(q.RevInclude) > 0 {
-		if res.Included, err = db.includes(ctx, qr, q, matches); err != nil {
+		// The included resources' statements hold lists of rids and
+		// references of any length: planned for their values.
+		if res.Included, err = db.includes(ctx, perRun(qr), q, matches); err != nil {
 			return nil, err
 		}
 	}
