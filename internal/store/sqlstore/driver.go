@@ -28,9 +28,9 @@ type Querier interface {
 
 // PerRunPlanner is a Querier whose cached statements may run on a plan
 // made once for any values (PostgreSQL's generic plan of a prepared
-// statement, after five runs). PerRun returns a Querier on the same
-// connection or transaction whose statements are planned for their values
-// at every run (see planOnce).
+// statement, after five runs). PerRun returns a Querier whose statements
+// are planned for their values at every run; a transaction's stays in the
+// transaction. DB.search says which searches need it.
 type PerRunPlanner interface {
 	PerRun() Querier
 }
