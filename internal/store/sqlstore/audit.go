@@ -207,32 +207,28 @@ func decodeAuditBlock(data string) ([]audit.Stored, error) {
 	}
 	out := make([]audit.Stored, 0, len(rows))
 	for _, r := range rows {
-		if len(r) != 13 {
-			return nil, fmt.Errorf("audit block: an event of %d fields, want 13", len(r))
-		}
 		var st audit.Stored
 		var recorded, status int64
 		var resources, patients string
-		ints := []*int64{&st.Seq, &recorded, &status}
-		strs := []*string{&st.Interaction, &st.Type, &resources, &st.Query, &patients,
-			&st.ClientID, &st.Username, &st.FHIRUser, &st.Source, &st.RequestID}
+		// In appendAuditEvent's order.
+		fields := [...]any{&st.Seq, &recorded, &st.Interaction, &st.Type, &resources, &st.Query, &patients,
+			&status, &st.ClientID, &st.Username, &st.FHIRUser, &st.Source, &st.RequestID}
+		if len(r) != len(fields) {
+			return nil, fmt.Errorf("audit block: an event of %d fields, want %d", len(r), len(fields))
+		}
 		for i, v := range r {
-			var ok bool
-			switch i {
-			case 0, 1, 7:
+			ok := false
+			switch p := fields[i].(type) {
+			case *int64:
 				var n json.Number
 				if n, ok = v.(json.Number); ok {
 					var err error
-					if *ints[min(i, 2)], err = n.Int64(); err != nil {
+					if *p, err = n.Int64(); err != nil {
 						return nil, fmt.Errorf("audit block: field %d: %w", i, err)
 					}
 				}
-			default:
-				j := i - 2
-				if i > 7 {
-					j--
-				}
-				*strs[j], ok = v.(string)
+			case *string:
+				*p, ok = v.(string)
 			}
 			if !ok {
 				return nil, fmt.Errorf("audit block: field %d is %T", i, v)
