@@ -12,7 +12,8 @@
 #
 # DATA_DIR holds a database loaded by `smartfhir import` (e.g. synthea-120);
 # PATIENT_ID is one of its patients. DURATION (10s) and CONNS (32) as in
-# bench/run.sh.
+# bench/run.sh; SERVE_FLAGS are added to the current build's serve command
+# (e.g. "--read-cache-mb 0").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=$1 patient=$2
@@ -37,7 +38,7 @@ cp -r "$data" "$work/new-data"
 wait_up() { for _ in $(seq 1 100); do curl -sf "$1/healthz" >/dev/null && return; sleep 0.2; done; echo "server at $1 did not start" >&2; exit 1; }
 old=http://127.0.0.1:18402 new=http://127.0.0.1:18401
 "$work/old-smartfhir" serve --addr 127.0.0.1:18402 --base-url $old --data-dir "$work/old-data" --log-level error &
-"$work/smartfhir" serve --addr 127.0.0.1:18401 --base-url $new --data-dir "$work/new-data" --log-level error &
+"$work/smartfhir" serve --addr 127.0.0.1:18401 --base-url $new --data-dir "$work/new-data" --log-level error ${SERVE_FLAGS:-} &
 wait_up $old; wait_up $new
 
 cli() { "$work/smartfhir" "$@" --data-dir "$work/new-data" --base-url $new; }

@@ -26,6 +26,8 @@ type dbFlags struct {
 	search *search.Registry
 	// bulk opens the store for a bulk load (sqlstore.Config.BulkLoad).
 	bulk bool
+	// readCache is sqlstore.Config.ReadCacheBytes (serve's --read-cache-mb).
+	readCache int
 }
 
 func (f *dbFlags) register(fs *flag.FlagSet) {
@@ -68,7 +70,7 @@ func (f *dbFlags) open(ctx context.Context) (*sqlstore.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := sqlstore.Config{Now: f.now, Search: f.search, BulkLoad: f.bulk}
+	cfg := sqlstore.Config{Now: f.now, Search: f.search, BulkLoad: f.bulk, ReadCacheBytes: f.readCache}
 	var db *sqlstore.DB
 	if kind == "postgres" {
 		db, err = postgres.Open(ctx, loc, cfg)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -299,5 +300,57 @@ func TestImportLeavesIndexesCurrent(t *testing.T) {
 	n, err := db.Reindex(context.Background(), false)
 	if err != nil || n != 0 {
 		t.Errorf("Reindex after an import = %d, %v; want nothing to re-index", n, err)
+	}
+}
+
+// TestImportUpdatesCachedReads reads a resource until the server answers it
+// from its read cache, updates it with `smartfhir import` beside the
+// server, and reads the new version at once.
+func TestImportUpdatesCachedReads(t *testing.T) {
+	s := startServer(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "p.json")
+	write := func(gender string) {
+		body := `{"resourceType":"Patient","id":"cached","gender":"` + gender + `"}`
+		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := importInto(t, s, nil, file); err != nil {
+			t.Fatalf("import: %v\n%s", err, out)
+		}
+	}
+	hits := func() float64 {
+		resp, err := http.Get(s.BaseURL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		m := regexp.MustCompile(`(?m)^smartfhir_read_cache_hits_total (\S+)$`).FindSubmatch(b)
+		if m == nil {
+			t.Fatalf("no smartfhir_read_cache_hits_total in /metrics")
+		}
+		f, _ := strconv.ParseFloat(string(m[1]), 64)
+		return f
+	}
+	read := func() map[string]any {
+		status, p := getJSON(t, s.BaseURL+"/fhir/Patient/cached")
+		if status != 200 {
+			t.Fatalf("GET Patient/cached: %d", status)
+		}
+		return p
+	}
+	write("male")
+	read()
+	before := hits()
+	if p := read(); p["gender"] != "male" {
+		t.Fatalf("gender %v, want male", p["gender"])
+	}
+	if got := hits(); got != before+1 {
+		t.Fatalf("read cache hits %v after %v, want one more: the second read of an unchanged database", got, before)
+	}
+	write("female")
+	if p := read(); p["gender"] != "female" || p["meta"].(map[string]any)["versionId"] != "2" {
+		t.Fatalf("after the import: %v, want version 2, female", p)
 	}
 }

@@ -166,6 +166,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{"tls half", []string{"serve", "--tls-cert", "c.pem"}, "--tls-cert and --tls-key go together"},
 		{"bad base url", []string{"serve", "--base-url", "ftp://x"}, "--base-url"},
 		{"bad count", []string{"serve", "--default-count", "0"}, "--default-count"},
+		{"negative read cache", []string{"serve", "--read-cache-mb", "-1"}, "--read-cache-mb -1"},
 		{"bad log level", []string{"serve", "--log-level", "loud"}, "--log-level"},
 		{"stray argument", []string{"migrate", "extra"}, `unexpected argument "extra"`},
 		{"version args", []string{"version", "x"}, "no arguments"},

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"smartfhir/internal/audit"
+	"smartfhir/internal/store/sqlstore"
 )
 
 // metrics are the server's Prometheus metrics, in a registry of its own so
@@ -61,6 +62,21 @@ func (m *metrics) handler() http.Handler {
 
 // auditStats publishes the audit log's counters: events written, and
 // batch writes that failed and were retried (an alert-worthy number).
+// readCacheStats exports the hits and misses of the store's read cache
+// (--read-cache-mb).
+func (m *metrics) readCacheStats(db *sqlstore.DB) {
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "smartfhir_read_cache_hits_total",
+			Help: "Reads by id answered from memory because the database had not changed.",
+		}, func() float64 { return float64(db.ReadCacheStats().Hits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "smartfhir_read_cache_misses_total",
+			Help: "Reads by id that looked in the read cache and went to the database.",
+		}, func() float64 { return float64(db.ReadCacheStats().Misses) }),
+	)
+}
+
 func (m *metrics) auditStats(l *audit.Log) {
 	m.reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{

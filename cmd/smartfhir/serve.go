@@ -34,6 +34,7 @@ type Main struct {
 	MaxBodyBytes int64
 	DefaultCount int
 	MaxCount     int
+	ReadCacheMB  int
 	LogLevel     string
 	LogFormat    string
 	Auth         authSettings
@@ -68,6 +69,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.Int64Var(&m.MaxBodyBytes, "max-body-bytes", 16<<20, "largest request body accepted (413 above it)")
 	fs.IntVar(&m.DefaultCount, "default-count", 50, "page size when a request gives no _count")
 	fs.IntVar(&m.MaxCount, "max-count", 1000, "largest page size a request may ask for")
+	fs.IntVar(&m.ReadCacheMB, "read-cache-mb", 64, "memory in MB for resources read by id, served again until the SQLite database changes (0: none)")
 	fs.StringVar(&m.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&m.LogFormat, "log-format", "text", "text or json")
 	m.Auth.register(fs)
@@ -86,6 +88,10 @@ func (m *Main) ParseFlags(args []string) error {
 	if m.DefaultCount < 1 || m.MaxCount < m.DefaultCount {
 		return fmt.Errorf("need 1 ≤ --default-count (%d) ≤ --max-count (%d)", m.DefaultCount, m.MaxCount)
 	}
+	if m.ReadCacheMB < 0 || m.ReadCacheMB > 1<<20 {
+		return fmt.Errorf("--read-cache-mb %d: want 0 (no cache) to %d", m.ReadCacheMB, 1<<20)
+	}
+	m.DB.readCache = m.ReadCacheMB << 20
 	if m.BaseURL != "" {
 		u, err := url.Parse(m.BaseURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
@@ -212,6 +218,7 @@ func (m *Main) handler() (http.Handler, error) {
 	fhirBase := m.BaseURL + "/fhir"
 	m.audit = audit.New(m.store.Audit(), m.logger, audit.Options{})
 	metrics.auditStats(m.audit)
+	metrics.readCacheStats(m.store)
 	api := rest.New(rest.Config{
 		Base:          fhirBase,
 		Store:         m.store,

@@ -16,7 +16,13 @@ import (
 
 func openSearch(t *testing.T, path string, reg *search.Registry) *sqlstore.DB {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), path, sqlstore.Config{Search: reg})
+	return openMigrated(t, path, sqlstore.Config{Search: reg})
+}
+
+// openMigrated opens the database at path with cfg and migrates it.
+func openMigrated(t testing.TB, path string, cfg sqlstore.Config) *sqlstore.DB {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), path, cfg)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

@@ -116,7 +116,25 @@ func Open(ctx context.Context, path string, cfg sqlstore.Config) (*sqlstore.DB, 
 		// the write lock for 8 s at each start and each hour.
 		Refresh: []string{"PRAGMA optimize = 0x10002"},
 	}
-	return sqlstore.New(&driver{reader: reader, writer: writer, bulk: cfg.BulkLoad}, d, cfg), nil
+	drv := &driver{reader: reader, writer: writer, bulk: cfg.BulkLoad}
+	if cfg.ReadCacheBytes > 0 {
+		// A read makes the wal-index exist; a database whose header
+		// cannot be mapped is served without the read cache.
+		var v int
+		if err := reader.QueryRowContext(ctx, "PRAGMA schema_version").Scan(&v); err == nil {
+			if w, err := mapWALIndex(path); err == nil {
+				return sqlstore.New(walDriver{drv, w}, d, cfg), nil
+			}
+		}
+	}
+	return sqlstore.New(drv, d, cfg), nil
+}
+
+// walDriver is a driver whose database's wal-index header is mapped: a
+// sqlstore.Generationer.
+type walDriver struct {
+	*driver
+	*walIndex
 }
 
 // checkpointPages is the size of the write-ahead log, in pages, at which a
@@ -302,6 +320,8 @@ func (d *driver) Close() error {
 		// call each, not through its memory map.
 		_, err = d.writer.Exec("PRAGMA wal_checkpoint(PASSIVE)")
 	}
+	// The wal-index stays mapped (one page): a Read racing with Close
+	// then fails in its pool instead of faulting on an unmapped page.
 	return errors.Join(err, d.reader.Close(), d.writer.Close())
 }
 

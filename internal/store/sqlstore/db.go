@@ -25,6 +25,10 @@ type Config struct {
 	// import): the backend may trade the latency of a single commit for
 	// throughput.
 	BulkLoad bool
+	// ReadCacheBytes, when positive and the driver is a Generationer,
+	// lets Read serve repeated reads of unchanged resources from memory,
+	// keeping up to this many bytes of them.
+	ReadCacheBytes int
 }
 
 // DB is a store.Store on a SQL database.
@@ -38,6 +42,8 @@ type DB struct {
 	// group batches units of work into shared transactions
 	// (Dialect.GroupCommit).
 	group *committer
+	// cache holds current versions for Read (Config.ReadCacheBytes).
+	cache *readCache
 }
 
 var _ store.Store = (*DB)(nil)
@@ -70,6 +76,9 @@ func New(drv Driver, d Dialect, cfg Config) *DB {
 	db := &DB{drv: drv, d: d, now: cfg.Now, rb: rebinder{numbered: d.Numbered}, reg: cfg.Search}
 	if db.now == nil {
 		db.now = time.Now
+	}
+	if g, ok := drv.(Generationer); ok && cfg.ReadCacheBytes > 0 {
+		db.cache = newReadCache(g.Generation, cfg.ReadCacheBytes)
 	}
 	const current = `SELECT r.version_id, r.last_updated, r.deleted, v.method, v.body
 FROM resources r JOIN resource_versions v ON v.rid = r.rid AND v.version_id = r.version_id
@@ -144,11 +153,26 @@ func (db *DB) Exec(ctx context.Context, query string, args ...any) (n int64, err
 func (db *DB) Read(ctx context.Context, typ, id string) (*store.Version, error) {
 	// No deferred wrap on this hot path: its arguments would be boxed on
 	// every call, not only on failure.
+	var g Generation
+	cached := false
+	if db.cache != nil {
+		// The Generation is looked at before the read: what the read
+		// returns is at least as new as g.
+		if g, cached = db.cache.generation(); cached {
+			if v := db.cache.get(g, typ, id); v != nil {
+				return v, nil
+			}
+		}
+	}
 	v, err := readCurrent(ctx, db.drv, db.q.read, typ, id)
 	if err != nil {
 		wrap(&err, "store.Read(%q, %q)", typ, id)
+		return v, err
 	}
-	return v, err
+	if cached {
+		db.cache.put(g, v)
+	}
+	return v, nil
 }
 
 // readCurrent runs the read or current statement on q.

@@ -1,0 +1,124 @@
+package sqlite_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"smartfhir/internal/audit"
+	"smartfhir/internal/store"
+	"smartfhir/internal/store/sqlstore"
+	"smartfhir/internal/store/storetest"
+)
+
+func openCached(t testing.TB, path string) *sqlstore.DB {
+	t.Helper()
+	return openMigrated(t, path, sqlstore.Config{ReadCacheBytes: 1 << 20})
+}
+
+// The conformance suite once more, every read by id going through the
+// cache.
+func TestConformanceWithReadCache(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return openCached(t, filepath.Join(t.TempDir(), "db", "smartfhir.db"))
+	})
+}
+
+func putPatient(t testing.TB, db *sqlstore.DB, vid int64, gender string) {
+	t.Helper()
+	method := "PUT"
+	if vid == 1 {
+		method = "POST"
+	}
+	err := db.Transact(context.Background(), func(ctx context.Context, tx store.Tx) error {
+		return tx.Put(ctx, &store.Version{Type: "Patient", ID: "p", VersionID: vid, Method: method,
+			Body: []byte(`{"resourceType":"Patient","id":"p","gender":"` + gender + `"}`)})
+	})
+	if err != nil {
+		t.Fatalf("Put version %d: %v", vid, err)
+	}
+}
+
+func readPatient(t testing.TB, db *sqlstore.DB) *store.Version {
+	t.Helper()
+	v, err := db.Read(context.Background(), "Patient", "p")
+	if err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	return v
+}
+
+// writerEnv names the database a child process of this test writes to.
+const writerEnv = "SMARTFHIR_TEST_READ_CACHE_WRITER"
+
+// TestReadCacheSeesOtherProcesses reads a resource until it is cached, lets
+// another process (this test binary, run again) update it, and reads the
+// new version at once: `smartfhir import` writing beside a server.
+func TestReadCacheSeesOtherProcesses(t *testing.T) {
+	if path := os.Getenv(writerEnv); path != "" {
+		db := open(t, path)
+		defer db.Close()
+		putPatient(t, db, 2, "female")
+		return
+	}
+	path := filepath.Join(t.TempDir(), "smartfhir.db")
+	db := openCached(t, path)
+	defer db.Close()
+	putPatient(t, db, 1, "male")
+	readPatient(t, db)
+	before := db.ReadCacheStats()
+	if v := readPatient(t, db); v.VersionID != 1 {
+		t.Fatalf("second read: version %d", v.VersionID)
+	}
+	if st := db.ReadCacheStats(); st.Hits != before.Hits+1 {
+		t.Fatalf("second read of an unchanged database: stats %+v after %+v, want one more hit", st, before)
+	}
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestReadCacheSeesOtherProcesses$", "-test.count=1")
+	cmd.Env = append(os.Environ(), writerEnv+"="+path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("writer process: %v\n%s", err, out)
+	}
+	v := readPatient(t, db)
+	if v.VersionID != 2 || string(v.Body) != `{"resourceType":"Patient","id":"p","gender":"female"}` {
+		t.Fatalf("after another process's update: version %d, %s", v.VersionID, v.Body)
+	}
+	// And this process's own writes.
+	putPatient(t, db, 3, "other")
+	if v := readPatient(t, db); v.VersionID != 3 {
+		t.Fatalf("after this process's update: version %d", v.VersionID)
+	}
+	if v := readPatient(t, db); v.VersionID != 3 {
+		t.Fatalf("cached after the update: version %d", v.VersionID)
+	}
+	// A deletion is seen too.
+	if err := db.Transact(context.Background(), func(ctx context.Context, tx store.Tx) error {
+		return tx.Put(ctx, &store.Version{Type: "Patient", ID: "p", VersionID: 4, Method: "DELETE", Deleted: true})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Read(context.Background(), "Patient", "p"); err == nil {
+		t.Fatal("read after delete: no error")
+	}
+}
+
+// A write to the audit log, in its own file, leaves the database's
+// generation alone: audited reads keep their cache.
+func TestReadCacheSurvivesAuditWrites(t *testing.T) {
+	db := openCached(t, filepath.Join(t.TempDir(), "smartfhir.db"))
+	defer db.Close()
+	putPatient(t, db, 1, "male")
+	readPatient(t, db)
+	if err := db.Audit().Append(context.Background(), []audit.Event{{Time: time.Now(), Interaction: "read", Type: "Patient",
+		Resources: []string{"Patient/p"}, Patients: []string{"p"}, Status: 200}}); err != nil {
+		t.Fatalf("audit append: %v", err)
+	}
+	before := db.ReadCacheStats()
+	readPatient(t, db)
+	if st := db.ReadCacheStats(); st.Hits != before.Hits+1 {
+		t.Fatalf("read after an audit write: stats %+v after %+v, want a hit", st, before)
+	}
+}
