@@ -2,6 +2,7 @@ package rest
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 
 	"smartfhir/internal/fhir"
@@ -15,16 +16,84 @@ import (
 type shaper struct {
 	summary  string
 	elements []string
+	// keeps holds keep's answer per resource type, made on first use.
+	keeps map[string]func(name string) bool
 }
 
 // subsetted is the meta.tag of a resource that is not complete.
 var subsetted = json.RawMessage(`{"system":"http://terminology.hl7.org/CodeSystem/v3-ObservationValue","code":"SUBSETTED"}`)
 
-func (s shaper) apply(typ string, body []byte) ([]byte, error) {
-	keep := s.keep(typ)
+// apply returns body shaped for the request. A stored body is compact JSON
+// already: its members are copied as they are, without decoding them and
+// without encoding/json checking them once more (a page of 50 Observations
+// with _elements took three times as long as the whole resources). Any
+// other body is parsed first.
+func (s *shaper) apply(typ string, body []byte) ([]byte, error) {
+	keep, ok := s.keeps[typ]
+	if !ok {
+		keep = s.keep(typ)
+		if s.keeps == nil {
+			s.keeps = map[string]func(string) bool{}
+		}
+		s.keeps[typ] = keep
+	}
 	if keep == nil {
 		return body, nil
 	}
+	out := make([]byte, 1, len(body)+len(subsetted)+32)
+	out[0] = '{'
+	hasMeta := false
+	err := fhir.CompactMembers(body, func(name string, value []byte) error {
+		if !keep(name) {
+			return nil
+		}
+		if name == "meta" {
+			value, hasMeta = withSubsetted(value), true
+		}
+		out = appendMember(out, name, value)
+		return nil
+	})
+	if err != nil {
+		return shapeParsed(keep, body)
+	}
+	if !hasMeta {
+		out = appendMember(out, "meta", withSubsetted(nil))
+	}
+	return append(out, '}'), nil
+}
+
+// appendMember appends "name":value to the members of an object being
+// written in out (which holds at least its opening brace).
+func appendMember(out []byte, name string, value []byte) []byte {
+	if len(out) > 1 {
+		out = append(out, ',')
+	}
+	if plainName(name) {
+		out = append(out, '"')
+		out = append(out, name...)
+		out = append(out, '"')
+	} else {
+		q, _ := json.Marshal(name)
+		out = append(out, q...)
+	}
+	out = append(out, ':')
+	return append(out, value...)
+}
+
+// plainName reports whether a member name needs no escaping in JSON: FHIR's
+// element names are letters, digits and underscores.
+func plainName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// shapeParsed is apply for a body that is not compact JSON.
+func shapeParsed(keep func(string) bool, body []byte) ([]byte, error) {
 	obj, err := fhir.ParseObject(body)
 	if err != nil {
 		return nil, err
@@ -94,7 +163,39 @@ func (s shaper) keep(typ string) func(name string) bool {
 }
 
 // withSubsetted adds the SUBSETTED tag to a meta object (or makes one).
+// A compact meta, as stored, has its members copied and the tag appended
+// to its tag array; any other is parsed.
 func withSubsetted(meta json.RawMessage) json.RawMessage {
+	out := make([]byte, 1, len(meta)+len(subsetted)+16)
+	out[0] = '{'
+	tagged := false
+	err := fhir.CompactMembers(meta, func(name string, value []byte) error {
+		if name == "tag" {
+			if len(value) < 2 || value[0] != '[' {
+				return errors.New("meta.tag is not an array")
+			}
+			tags := make([]byte, 0, len(value)+len(subsetted)+1)
+			tags = append(tags, value[:len(value)-1]...)
+			if len(value) > 2 {
+				tags = append(tags, ',')
+			}
+			tags = append(tags, subsetted...)
+			value, tagged = append(tags, ']'), true
+		}
+		out = appendMember(out, name, value)
+		return nil
+	})
+	if err != nil && len(meta) > 0 {
+		return withSubsettedParsed(meta)
+	}
+	if !tagged {
+		out = appendMember(out, "tag", append(append([]byte{'['}, subsetted...), ']'))
+	}
+	return append(out, '}')
+}
+
+// withSubsettedParsed is withSubsetted for a meta that is not compact JSON.
+func withSubsettedParsed(meta json.RawMessage) json.RawMessage {
 	m, err := fhir.ParseObject(meta)
 	if len(meta) == 0 || err != nil {
 		m = fhir.Object{}
