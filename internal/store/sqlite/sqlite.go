@@ -118,16 +118,49 @@ func Open(ctx context.Context, path string, cfg sqlstore.Config) (*sqlstore.DB, 
 	}
 	drv := &driver{reader: reader, writer: writer, bulk: cfg.BulkLoad}
 	if cfg.ReadCacheBytes > 0 {
-		// A read makes the wal-index exist; a database whose header
-		// cannot be mapped is served without the read cache.
-		var v int
-		if err := reader.QueryRowContext(ctx, "PRAGMA schema_version").Scan(&v); err == nil {
-			if w, err := mapWALIndex(path); err == nil {
-				return sqlstore.New(walDriver{drv, w}, d, cfg), nil
-			}
+		if w := drv.watchWALIndex(ctx, path, base); w != nil {
+			return sqlstore.New(walDriver{drv, w}, d, cfg), nil
 		}
 	}
 	return sqlstore.New(drv, d, cfg), nil
+}
+
+// watchWALIndex maps the header of the database's wal-index for the read
+// cache, or returns nil (the store then reads without the cache). SQLite
+// deletes the -shm file when the last connection of any process closes the
+// database, and the next one makes a new file, which a mapping of the old
+// one would never see change. So one connection of its own, which nothing
+// else uses, holds the database open as long as the store is: having read
+// it, it keeps the wal-index's shared lock, and no other process can be the
+// last to close.
+func (d *driver) watchWALIndex(ctx context.Context, path, dsn string) *walIndex {
+	d.holdDB = sql.OpenDB(connector{withAudit(AuditPath(path), false), dsn + "&" + url.Values{"_pragma": {"query_only(1)"}}.Encode()})
+	var err error
+	if d.hold, err = d.holdDB.Conn(ctx); err == nil {
+		var v int
+		if err = d.hold.QueryRowContext(ctx, "PRAGMA schema_version").Scan(&v); err == nil {
+			var w *walIndex
+			if w, err = mapWALIndex(path); err == nil {
+				return w
+			}
+		}
+	}
+	d.closeHold()
+	return nil
+}
+
+// closeHold closes the connection watchWALIndex holds, if any.
+func (d *driver) closeHold() error {
+	var err error
+	if d.hold != nil {
+		err = d.hold.Close()
+		d.hold = nil
+	}
+	if d.holdDB != nil {
+		err = errors.Join(err, d.holdDB.Close())
+		d.holdDB = nil
+	}
+	return err
 }
 
 // walDriver is a driver whose database's wal-index header is mapped: a
@@ -232,6 +265,11 @@ type driver struct {
 	pending map[string]bool
 
 	bulk bool // opened for a bulk load (sqlstore.Config.BulkLoad)
+
+	// hold keeps the database open while its wal-index is mapped
+	// (watchWALIndex).
+	holdDB *sql.DB
+	hold   *sql.Conn
 }
 
 // preparePending prepares the statements queued by earlier transactions.
@@ -322,7 +360,7 @@ func (d *driver) Close() error {
 	}
 	// The wal-index stays mapped (one page): a Read racing with Close
 	// then fails in its pool instead of faulting on an unmapped page.
-	return errors.Join(err, d.reader.Close(), d.writer.Close())
+	return errors.Join(err, d.reader.Close(), d.writer.Close(), d.closeHold())
 }
 
 type driverTx struct {
