@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -120,5 +122,49 @@ func TestReadCacheSurvivesAuditWrites(t *testing.T) {
 	readPatient(t, db)
 	if st := db.ReadCacheStats(); st.Hits != before.Hits+1 {
 		t.Fatalf("read after an audit write: stats %+v after %+v, want a hit", st, before)
+	}
+}
+
+// TestReadCacheNeverReadsBehindACommit updates a resource over and over
+// while readers read it: a read that begins after a commit returned must
+// see that version or a newer one, never an older one from the cache.
+func TestReadCacheNeverReadsBehindACommit(t *testing.T) {
+	db := openCached(t, filepath.Join(t.TempDir(), "smartfhir.db"))
+	defer db.Close()
+	putPatient(t, db, 1, "male")
+	const updates = 150
+	var committed atomic.Int64
+	committed.Store(1)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				want := committed.Load()
+				v, err := db.Read(context.Background(), "Patient", "p")
+				if err != nil {
+					t.Errorf("Read: %v", err)
+					return
+				}
+				if v.VersionID < want {
+					t.Errorf("read version %d after version %d was committed", v.VersionID, want)
+					return
+				}
+			}
+		})
+	}
+	for vid := int64(2); vid <= updates; vid++ {
+		putPatient(t, db, vid, "female")
+		committed.Store(vid)
+	}
+	close(done)
+	wg.Wait()
+	if st := db.ReadCacheStats(); st.Hits == 0 {
+		t.Errorf("no read was answered from the cache (%+v): the test did not exercise it", st)
 	}
 }
