@@ -60,8 +60,6 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
-// auditStats publishes the audit log's counters: events written, and
-// batch writes that failed and were retried (an alert-worthy number).
 // readCacheStats exports the hits and misses of the store's read cache
 // (--read-cache-mb).
 func (m *metrics) readCacheStats(db *sqlstore.DB) {
@@ -77,6 +75,8 @@ func (m *metrics) readCacheStats(db *sqlstore.DB) {
 	)
 }
 
+// auditStats publishes the audit log's counters: events written, and
+// batch writes that failed and were retried (an alert-worthy number).
 func (m *metrics) auditStats(l *audit.Log) {
 	m.reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{

@@ -12,9 +12,9 @@ import (
 // and which every commit rewrites (sqlite.org/walformat.html, "The
 // WAL-Index Header"). The header is kept twice, 48 bytes each; a writer
 // updates the second copy and then the first, a reader reads the first and
-// then the second, and sees a commit under way when they differ. The
-// fourth byte-group of each copy is iChange, incremented by every
-// transaction.
+// then the second, and sees a commit under way when they differ. Each copy
+// is twelve 32-bit words; the third (bytes 8–11) is iChange, incremented by
+// every transaction.
 type walIndex struct {
 	mem []byte // the mapped start of the -shm file, at least walIndexHdrSize
 }

@@ -11,8 +11,8 @@ import (
 // mapWALIndex maps the header of the wal-index of the database at path
 // read-only. The file exists once a connection has read the database in
 // WAL mode, and stays while any connection has it open (SQLite removes it
-// only when the last connection of any process closes); the store keeps
-// its connections open.
+// only when the last connection of any process closes; watchWALIndex holds
+// one open).
 func mapWALIndex(path string) (*walIndex, error) {
 	f, err := os.Open(path + "-shm")
 	if err != nil {
