@@ -268,6 +268,29 @@ func (r *Registry) Params(resourceType string) []*Param {
 	return out
 }
 
+// IndexKeys lists, for each resource type, the Param codes under which
+// Index may write its rows: every parameter of the type, the :text and
+// :of-type rows of a token parameter and the Row of each composite
+// component. The stores give each (type, code) pair a small integer key.
+func (r *Registry) IndexKeys() map[string][]string {
+	out := make(map[string][]string, len(r.byType))
+	for t, m := range r.byType {
+		seen := map[string]bool{}
+		for code, p := range m {
+			seen[code] = true
+			if p.Type == "token" {
+				seen[TextRow(code)] = true
+				seen[OfTypeRow(code)] = true
+			}
+			for _, c := range p.Components {
+				seen[c.Row] = true
+			}
+		}
+		out[t] = slices.Sorted(maps.Keys(seen))
+	}
+	return out
+}
+
 // CompartmentParams returns the reference parameters of resourceType that
 // put a resource in a Patient's compartment (nil when the type is not in
 // the compartment).

@@ -31,6 +31,20 @@ func TestSearchConformance(t *testing.T) {
 	})
 }
 
+// TestIndexRowsSurviveMigrations runs storetest.RunIndexUpgrade on
+// PostgreSQL.
+func TestIndexRowsSurviveMigrations(t *testing.T) {
+	u := schemaURL(t)
+	storetest.RunIndexUpgrade(t, func(reg *search.Registry) storetest.Upgrader {
+		db, err := postgres.Open(context.Background(), u, sqlstore.Config{Search: reg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	})
+}
+
 // TestSearchPlans checks where searches are planned. A walked page (a
 // reference to one resource drives it) stays a prepared statement of the
 // main pool, which PostgreSQL switches to a generic plan after five runs;

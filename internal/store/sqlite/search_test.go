@@ -2,9 +2,7 @@ package sqlite_test
 
 import (
 	"context"
-	"net/url"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"smartfhir/internal/search"
@@ -86,60 +84,27 @@ func TestReindex(t *testing.T) {
 	}
 }
 
-// TestIndexRowsSurviveMigrations writes index rows under migration 0009's
-// tables and checks that migrations 0010 (no foreign keys) and 0011 (tables
-// clustered by rid), which rebuild them, keep them searchable.
+// TestIndexRowsSurviveMigrations runs storetest.RunIndexUpgrade and checks
+// what migrations 0010 and 0011 changed in SQLite's schema.
 func TestIndexRowsSurviveMigrations(t *testing.T) {
 	ctx := context.Background()
-	reg, err := search.NewRegistry(search.Config{Base: storetest.SearchBase})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fk.db"), sqlstore.Config{Search: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.MigrateTo(ctx, 9); err != nil {
-		t.Fatal(err)
-	}
-	err = db.Transact(ctx, func(ctx context.Context, tx store.Tx) error {
-		for _, b := range []string{
-			`{"resourceType":"Patient","id":"p","gender":"female","name":[{"family":"Quinn"}]}`,
-			`{"resourceType":"Observation","id":"o","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8302-2"}]},"subject":{"reference":"Patient/p"},"effectiveDateTime":"2020-01-02","valueQuantity":{"value":170,"system":"http://unitsofmeasure.org","code":"cm"}}`,
-		} {
-			typ, id, _ := strings.Cut(strings.TrimPrefix(b, `{"resourceType":"`), `","id":"`)
-			id, _, _ = strings.Cut(id, `"`)
-			if err := tx.Put(ctx, &store.Version{Type: typ, ID: id, VersionID: 1, Method: "PUT", Body: []byte(b)}); err != nil {
-				return err
-			}
+	path := filepath.Join(t.TempDir(), "fk.db")
+	var opened []*sqlstore.DB
+	defer func() {
+		for _, db := range opened {
+			db.Close()
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range []struct{ typ, query, want string }{
-		{"Patient", "gender=female&name=quin", "p"},
-		{"Observation", "patient=p&code=http://loinc.org|8302-2&date=2020&value-quantity=170||cm", "o"},
-		{"Observation", "code-value-quantity=8302-2$gt100", "o"},
-	} {
-		vals, _ := url.ParseQuery(tt.query)
-		q, _, err := reg.Parse(tt.typ, vals, true)
+	}()
+	db := storetest.RunIndexUpgrade(t, func(reg *search.Registry) storetest.Upgrader {
+		db, err := sqlite.Open(ctx, path, sqlstore.Config{Search: reg})
 		if err != nil {
 			t.Fatal(err)
 		}
-		q.Count = 10
-		res, err := db.Search(ctx, q)
-		if err != nil || len(res.Matches) != 1 || res.Matches[0].ID != tt.want {
-			t.Errorf("%s?%s after the migration: %v, %v; want %s", tt.typ, tt.query, res, err, tt.want)
-		}
-	}
+		opened = append(opened, db)
+		return db
+	}).(*sqlstore.DB)
 	var fks int
-	err = db.TransactSQL(ctx, func(ctx context.Context, tx *sqlstore.Tx) error {
+	err := db.TransactSQL(ctx, func(ctx context.Context, tx *sqlstore.Tx) error {
 		return tx.QueryRow(ctx, "SELECT count(*) FROM pragma_foreign_key_list('search_token')", nil, &fks)
 	})
 	if err != nil || fks != 0 {

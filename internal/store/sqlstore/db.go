@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"smartfhir/internal/fhir"
@@ -44,6 +45,8 @@ type DB struct {
 	group *committer
 	// cache holds current versions for Read (Config.ReadCacheBytes).
 	cache *readCache
+	// pids are the search parameters' keys (params.go), read by Migrate.
+	pids atomic.Pointer[paramKeys]
 }
 
 var _ store.Store = (*DB)(nil)

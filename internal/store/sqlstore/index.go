@@ -19,7 +19,7 @@ import (
 // the rows of a search.Index are written.
 var indexTables = []struct {
 	name string
-	cols string // value columns after rid, type, param, grp
+	cols string // value columns after rid, pid, grp
 	n    int    // their number
 }{
 	{"search_token", "system, code", 2},
@@ -48,8 +48,8 @@ func insertStatement(table, rows int) string {
 		return s.(string)
 	}
 	t := indexTables[table]
-	row := "(?, ?, ?, ?" + strings.Repeat(", ?", t.n) + ")"
-	s := "INSERT INTO " + t.name + " (rid, type, param, grp, " + t.cols + ") VALUES " +
+	row := "(?, ?, ?" + strings.Repeat(", ?", t.n) + ")"
+	s := "INSERT INTO " + t.name + " (rid, pid, grp, " + t.cols + ") VALUES " +
 		strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ")
 	insertSQL.Store(k, s)
 	return s
@@ -79,51 +79,62 @@ func (tx *Tx) indexStatements(stmts []Statement, rid int64, v *store.Version, fr
 			return nil, err
 		}
 	}
-	return insertIndex(stmts, rid, v.Type, ix), nil
+	return insertIndex(stmts, rid, tx.db.paramKeys()[v.Type], v.Type, ix)
 }
 
-// insertIndex appends the INSERTs of the rows of ix.
-func insertIndex(stmts []Statement, rid int64, typ string, ix *search.Index) []Statement {
+// insertIndex appends the INSERTs of the rows of ix, a resource of type
+// typ whose parameters' keys are keys.
+func insertIndex(stmts []Statement, rid int64, keys map[string]int64, typ string, ix *search.Index) ([]Statement, error) {
+	var missing string
 	// each adds the INSERTs of one table, insertBatch rows at most each.
-	each := func(table, count int, row func(i int) []any) {
+	each := func(table, count int, row func(i int) (string, []any)) {
 		for start := 0; start < count; start += insertBatch {
 			n := min(insertBatch, count-start)
-			args := make([]any, 0, n*(4+indexTables[table].n))
+			args := make([]any, 0, n*(3+indexTables[table].n))
 			for i := start; i < start+n; i++ {
-				args = append(args, rid, typ)
-				args = append(args, row(i)...)
+				param, vals := row(i)
+				pid, ok := keys[param]
+				if !ok {
+					missing = param
+				}
+				args = append(args, rid, pid)
+				args = append(args, vals...)
 			}
 			stmts = append(stmts, Statement{insertStatement(table, n), args})
 		}
 	}
-	each(0, len(ix.Tokens), func(i int) []any {
+	each(0, len(ix.Tokens), func(i int) (string, []any) {
 		r := ix.Tokens[i]
-		return []any{r.Param, r.Group, r.System, r.Code}
+		return r.Param, []any{r.Group, r.System, r.Code}
 	})
-	each(1, len(ix.Strings), func(i int) []any {
+	each(1, len(ix.Strings), func(i int) (string, []any) {
 		r := ix.Strings[i]
-		return []any{r.Param, r.Group, r.Norm, r.Exact}
+		return r.Param, []any{r.Group, r.Norm, r.Exact}
 	})
-	each(2, len(ix.Dates), func(i int) []any {
+	each(2, len(ix.Dates), func(i int) (string, []any) {
 		r := ix.Dates[i]
-		return []any{r.Param, r.Group, r.Low, r.High}
+		return r.Param, []any{r.Group, r.Low, r.High}
 	})
-	each(3, len(ix.References), func(i int) []any {
+	each(3, len(ix.References), func(i int) (string, []any) {
 		r := ix.References[i]
-		return []any{r.Param, r.Group, r.TargetType, r.TargetID, r.URL}
+		return r.Param, []any{r.Group, r.TargetType, r.TargetID, r.URL}
 	})
-	each(4, len(ix.Quantities), func(i int) []any {
+	each(4, len(ix.Quantities), func(i int) (string, []any) {
 		r := ix.Quantities[i]
-		return []any{r.Param, r.Group, r.Value, r.System, r.Code}
+		return r.Param, []any{r.Group, r.Value, r.System, r.Code}
 	})
-	each(5, len(ix.Numbers), func(i int) []any {
+	each(5, len(ix.Numbers), func(i int) (string, []any) {
 		r := ix.Numbers[i]
-		return []any{r.Param, r.Group, r.Value}
+		return r.Param, []any{r.Group, r.Value}
 	})
-	each(6, len(ix.URIs), func(i int) []any {
+	each(6, len(ix.URIs), func(i int) (string, []any) {
 		r := ix.URIs[i]
-		return []any{r.Param, r.Group, r.Value}
+		return r.Param, []any{r.Group, r.Value}
 	})
+	if missing != "" {
+		// Every parameter of the registry got its key at migration.
+		return nil, fmt.Errorf("search parameter %s.%s has no key: the database was not migrated with this registry", typ, missing)
+	}
 	// A Group is in the compartment of each of its members: thousands.
 	for start := 0; start < len(ix.Patients); start += compartmentBatch {
 		chunk := ix.Patients[start:min(start+compartmentBatch, len(ix.Patients))]
@@ -134,7 +145,7 @@ func insertIndex(stmts []Statement, rid int64, typ string, ix *search.Index) []S
 		stmts = append(stmts, Statement{"INSERT INTO search_compartment (rid, patient_id) VALUES " +
 			strings.TrimSuffix(strings.Repeat("(?, ?), ", len(chunk)), ", "), args})
 	}
-	return stmts
+	return stmts, nil
 }
 
 const fingerprintKey = "fingerprint"

@@ -90,6 +90,11 @@ func (db *DB) MigrateTo(ctx context.Context, last int64) (err error) {
 			return fmt.Errorf("%s: %w", m.name, err)
 		}
 	}
+	if last >= paramsMigration {
+		if err := db.loadParamKeys(ctx, tx); err != nil {
+			return err
+		}
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}

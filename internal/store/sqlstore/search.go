@@ -56,6 +56,7 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 		return nil, errors.New("the query has no page size")
 	}
 	res := &store.SearchResult{Total: -1}
+	keys := db.paramKeys()
 	where := q.Where
 	if q.Access != nil {
 		// The access policy joins the query's own conditions, so that the
@@ -75,7 +76,7 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 	// index entries (walkable), joined as d; the count then needs them
 	// as rid IN (…).
 	conditions := func(walk bool) (string, []any, error) {
-		b := &sqlBuilder{access: q.Access, walk: walk}
+		b := &sqlBuilder{access: q.Access, walk: walk, keys: keys}
 		b.setType("r", q.Type)
 		b.sb.WriteString("r.type = ? AND r.deleted = ?")
 		b.args = append(b.args, q.Type, false)
@@ -87,8 +88,8 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 		}
 		return b.sb.String(), b.args, nil
 	}
-	keys := sortColumns(q.Sort)
-	walk := q.Count > 0 && len(keys) == 1 && walkable(where)
+	sortKeys := sortColumns(q.Sort, keys[q.Type])
+	walk := q.Count > 0 && len(sortKeys) == 1 && walkable(where)
 	// One plan, made without the values, serves a walked page for every
 	// value: it walks the reference's index entries in rid order, probes
 	// the other conditions and stops at the page's end, whether the
@@ -125,7 +126,7 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 		return res, nil
 	}
 
-	cur, err := parseSearchCursor(q.Cursor, keys)
+	cur, err := parseSearchCursor(q.Cursor, sortKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -139,11 +140,11 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 	// version.
 	sel := &sqlBuilder{}
 	sel.sb.WriteString("SELECT p.rid")
-	for i := range keys {
+	for i := range sortKeys {
 		fmt.Fprintf(&sel.sb, ", p.k%d", i)
 	}
 	sel.sb.WriteString(", p.id, p.version_id, p.last_updated, v.method, v.body FROM (SELECT r.rid")
-	for i, k := range keys {
+	for i, k := range sortKeys {
 		sel.sb.WriteString(", ")
 		if walk {
 			// The order of the walked index entries, which the database
@@ -167,7 +168,7 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 	sel.args = append(sel.args, whereArgs...)
 	if cur != nil {
 		sel.sb.WriteString(" AND (")
-		keyset(sel, keys, cur, backward)
+		keyset(sel, sortKeys, cur, backward)
 		sel.sb.WriteString(")")
 	}
 	if walk {
@@ -181,7 +182,7 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 	}
 	order := func(prefix string) {
 		sel.sb.WriteString(" ORDER BY ")
-		for i, k := range keys {
+		for i, k := range sortKeys {
 			if i > 0 {
 				sel.sb.WriteString(", ")
 			}
@@ -203,10 +204,10 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 	var matches []match
 	for rows.Next() {
 		m := match{v: &store.Version{Type: q.Type}}
-		dest := make([]any, 0, len(keys)+6)
+		dest := make([]any, 0, len(sortKeys)+6)
 		dest = append(dest, &m.rid)
-		m.keys = make([]any, len(keys)-1)
-		for i, k := range keys[:len(keys)-1] {
+		m.keys = make([]any, len(sortKeys)-1)
+		for i, k := range sortKeys[:len(sortKeys)-1] {
 			switch k.kind {
 			case kindInt:
 				m.keys[i] = new(int64)
@@ -245,16 +246,16 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 		first, last := matches[0], matches[len(matches)-1]
 		switch {
 		case backward:
-			res.Next = formatSearchCursor(false, last, keys)
+			res.Next = formatSearchCursor(false, last, sortKeys)
 			if more {
-				res.Prev = formatSearchCursor(true, first, keys)
+				res.Prev = formatSearchCursor(true, first, sortKeys)
 			}
 		default:
 			if more {
-				res.Next = formatSearchCursor(false, last, keys)
+				res.Next = formatSearchCursor(false, last, sortKeys)
 			}
 			if cur != nil {
-				res.Prev = formatSearchCursor(true, first, keys)
+				res.Prev = formatSearchCursor(true, first, sortKeys)
 			}
 		}
 	}
@@ -291,6 +292,13 @@ type sqlBuilder struct {
 	// walkable), as conditions on the joined index alias d rather than
 	// as rid IN (…).
 	walk bool
+	// keys are the parameters' keys, which index lookups filter on.
+	keys paramKeys
+}
+
+// pid is the key of parameter code of the resource alias res's type.
+func (b *sqlBuilder) pid(res, code string) int64 {
+	return b.keys.key(b.types[res], code)
 }
 
 // flatten makes an And's conditions the top level's, so that the planner
@@ -400,9 +408,9 @@ func (b *sqlBuilder) exprIn(res string, t search.Table, row string, e search.Exp
 		return b.composite(res, e)
 	case search.Chain:
 		x, tg := b.newAlias("x"), b.newAlias("t")
-		fmt.Fprintf(&b.sb, "%s.rid IN (SELECT %s.rid FROM search_reference %s JOIN resources %s ON %s.type = %s.target_type AND %s.id = %s.target_id WHERE %s.type = ? AND %s.param = ? AND %s.target_type = ? AND %s.deleted = ? AND ",
-			res, x, x, tg, tg, x, tg, x, x, x, x, tg)
-		b.args = append(b.args, b.types[res], e.Param, e.TargetType, false)
+		fmt.Fprintf(&b.sb, "%s.rid IN (SELECT %s.rid FROM search_reference %s JOIN resources %s ON %s.type = %s.target_type AND %s.id = %s.target_id WHERE %s.pid = ? AND %s.target_type = ? AND %s.deleted = ? AND ",
+			res, x, x, tg, tg, x, tg, x, x, x, tg)
+		b.args = append(b.args, b.pid(res, e.Param), e.TargetType, false)
 		b.setType(tg, e.TargetType)
 		if err := b.expr(tg, e.Where); err != nil {
 			return err
@@ -414,9 +422,9 @@ func (b *sqlBuilder) exprIn(res string, t search.Table, row string, e search.Exp
 		return nil
 	case search.Has:
 		x, s, tg := b.newAlias("x"), b.newAlias("s"), b.newAlias("t")
-		fmt.Fprintf(&b.sb, "%s.rid IN (SELECT %s.rid FROM search_reference %s JOIN resources %s ON %s.rid = %s.rid JOIN resources %s ON %s.type = %s.target_type AND %s.id = %s.target_id WHERE %s.type = ? AND %s.param = ? AND ",
-			res, tg, x, s, s, x, tg, tg, x, tg, x, x, x)
-		b.args = append(b.args, e.Type, e.Param)
+		fmt.Fprintf(&b.sb, "%s.rid IN (SELECT %s.rid FROM search_reference %s JOIN resources %s ON %s.rid = %s.rid JOIN resources %s ON %s.type = %s.target_type AND %s.id = %s.target_id WHERE %s.pid = ? AND ",
+			res, tg, x, s, s, x, tg, tg, x, tg, x, x)
+		b.args = append(b.args, b.keys.key(e.Type, e.Param))
 		b.setType(s, e.Type)
 		if err := b.expr(s, e.Where); err != nil {
 			return err
@@ -466,8 +474,8 @@ func (b *sqlBuilder) topAnd(res string, and search.And) error {
 				return b.exists(res, e, true)
 			}
 			if b.walk {
-				b.sb.WriteString("d.type = ? AND d.param = ? AND ")
-				b.args = append(b.args, b.types[res], e.Param)
+				b.sb.WriteString("d.pid = ? AND ")
+				b.args = append(b.args, b.pid(res, e.Param))
 				return b.exprIn(res, e.Table, "d", e.Where)
 			}
 		case search.Compartment:
@@ -575,14 +583,12 @@ func (b *sqlBuilder) exists(res string, e search.Exists, probe bool) error {
 	}
 	a := b.newAlias("i")
 	if probe {
-		// A rid has one type: the probe leaves it out, and the rid index
-		// (rid, param, value…) answers it without the table.
-		fmt.Fprintf(&b.sb, "EXISTS (SELECT 1 FROM %s %s WHERE %s.rid = %s.rid AND %s.param = ?", name, a, a, res, a)
-		b.args = append(b.args, e.Param)
+		// The table's key, (rid, pid, value…), answers it.
+		fmt.Fprintf(&b.sb, "EXISTS (SELECT 1 FROM %s %s WHERE %s.rid = %s.rid AND %s.pid = ?", name, a, a, res, a)
 	} else {
-		fmt.Fprintf(&b.sb, "%s.rid IN (SELECT %s.rid FROM %s %s WHERE %s.type = ? AND %s.param = ?", res, a, name, a, a, a)
-		b.args = append(b.args, b.types[res], e.Param)
+		fmt.Fprintf(&b.sb, "%s.rid IN (SELECT %s.rid FROM %s %s WHERE %s.pid = ?", res, a, name, a, a)
 	}
+	b.args = append(b.args, b.pid(res, e.Param))
 	if e.Where != nil {
 		b.sb.WriteString(" AND ")
 		if err := b.exprIn(res, e.Table, a, e.Where); err != nil {
@@ -613,8 +619,8 @@ func (b *sqlBuilder) composite(res string, e search.Composite) error {
 		if i > 0 {
 			b.sb.WriteString(" AND ")
 		}
-		fmt.Fprintf(&b.sb, "%s.type = ? AND %s.param = ?", aliases[i], aliases[i])
-		b.args = append(b.args, b.types[res], p.Param)
+		fmt.Fprintf(&b.sb, "%s.pid = ?", aliases[i])
+		b.args = append(b.args, b.pid(res, p.Param))
 		if p.Where != nil {
 			b.sb.WriteString(" AND ")
 			if err := b.exprIn(res, p.Table, aliases[i], p.Where); err != nil {
@@ -697,27 +703,28 @@ const (
 // descending) value of a parameter, with missing values as a sentinel that
 // sorts last ascending.
 type sortColumn struct {
-	sql   string // the expression, with one "?" for the parameter code when param != ""
-	param string
-	null  any // the sentinel (COALESCE)
-	kind  keyKind
-	desc  bool
+	sql  string // the expression, with one "?" for the parameter's key when pid != nil
+	pid  any
+	null any // the sentinel (COALESCE)
+	kind keyKind
+	desc bool
 }
 
 func (k sortColumn) render(b *sqlBuilder) {
-	if k.param == "" {
+	if k.pid == nil {
 		b.sb.WriteString(k.sql)
 		return
 	}
 	b.sb.WriteString("COALESCE(")
 	b.sb.WriteString(k.sql)
 	b.sb.WriteString(", ?)")
-	b.args = append(b.args, k.param, k.null)
+	b.args = append(b.args, k.pid, k.null)
 }
 
 // sortColumns are the ORDER BY keys of a query: its _sort keys, then rid,
-// which makes the order total and so the keyset exact.
-func sortColumns(keys []search.SortKey) []sortColumn {
+// which makes the order total and so the keyset exact. pids are the keys
+// of the parameters of the query's type.
+func sortColumns(keys []search.SortKey, pids map[string]int64) []sortColumn {
 	var out []sortColumn
 	for _, k := range keys {
 		c := sortColumn{desc: k.Desc}
@@ -751,8 +758,12 @@ func sortColumns(keys []search.SortKey) []sortColumn {
 			default:
 				continue
 			}
-			c.sql = "(SELECT " + agg + "(s." + col + ") FROM " + tableNames[k.Table] + " s WHERE s.rid = r.rid AND s.param = ?)"
-			c.param = k.Param
+			c.sql = "(SELECT " + agg + "(s." + col + ") FROM " + tableNames[k.Table] + " s WHERE s.rid = r.rid AND s.pid = ?)"
+			if pid, ok := pids[k.Param]; ok {
+				c.pid = pid
+			} else {
+				c.pid = noKey
+			}
 			switch c.kind {
 			case kindInt:
 				c.null = int64(math.MaxInt64)

@@ -103,9 +103,20 @@ JOIN resources t ON t.type = x.target_type AND t.id = x.target_id
 JOIN resource_versions v ON v.rid = t.rid AND v.version_id = t.version_id
 WHERE t.deleted = ? AND x.rid IN (?` + strings.Repeat(", ?", len(rids)-1) + ")")
 	args := append([]any{false}, rids...)
+	keys := db.paramKeys()
 	if inc.Param != "*" {
-		sb.WriteString(" AND x.param = ?")
-		args = append(args, inc.Param)
+		// The parameter of the source type, or of each type that has it.
+		pids := keys.keys(inc.Param)
+		if inc.Source != "*" {
+			pids = []int64{keys.key(inc.Source, inc.Param)}
+		}
+		if len(pids) == 0 {
+			return nil, nil
+		}
+		sb.WriteString(" AND x.pid IN (?" + strings.Repeat(", ?", len(pids)-1) + ")")
+		for _, pid := range pids {
+			args = append(args, pid)
+		}
 	}
 	if inc.Target != "" {
 		sb.WriteString(" AND x.target_type = ?")
@@ -123,7 +134,7 @@ WHERE t.deleted = ? AND x.rid IN (?` + strings.Repeat(", ?", len(rids)-1) + ")")
 		}
 		var ok bool
 		var err error
-		if args, ok, err = visibleTypes(&sb, args, q.Access, types); err != nil || !ok {
+		if args, ok, err = visibleTypes(&sb, args, q.Access, keys, types); err != nil || !ok {
 			return nil, err
 		}
 	}
@@ -136,7 +147,7 @@ WHERE t.deleted = ? AND x.rid IN (?` + strings.Repeat(", ?", len(rids)-1) + ")")
 	return scanIncluded(rows)
 }
 
-// distinctTypes lists the values of col (x.type or x.target_type) over the
+// distinctTypes lists the values of col (t.type or x.target_type) over the
 // reference rows a _include or _revinclude query reads (where is its WHERE
 // clause, on search_reference x and resources t).
 func (db *DB) distinctTypes(ctx context.Context, qr Querier, col, where string, args []any) ([]string, error) {
@@ -176,8 +187,8 @@ func includeJoin(col string) string {
 // visibleTypes appends to an include query the access policy's condition
 // on t: (t.type = ? AND cond) for each of types that the policy shows. It
 // reports false when it shows none of them.
-func visibleTypes(sb *strings.Builder, args []any, access search.Visibility, types []string) ([]any, bool, error) {
-	b := &sqlBuilder{access: access}
+func visibleTypes(sb *strings.Builder, args []any, access search.Visibility, keys paramKeys, types []string) ([]any, bool, error) {
+	b := &sqlBuilder{access: access, keys: keys}
 	n := 0
 	for _, typ := range types {
 		cond, ok := access.Visible(typ)
@@ -221,6 +232,7 @@ func (db *DB) revinclude(ctx context.Context, qr Querier, q *search.Query, inc s
 		byType[it.v.Type] = append(byType[it.v.Type], it.v.ID)
 	}
 	var out []included
+	keys := db.paramKeys()
 	for _, typ := range order {
 		ids := byType[typ]
 		var sb strings.Builder
@@ -229,25 +241,34 @@ JOIN resources t ON t.rid = x.rid
 JOIN resource_versions v ON v.rid = t.rid AND v.version_id = t.version_id
 WHERE x.target_type = ? AND x.target_id IN (?` + strings.Repeat(", ?", len(ids)-1) + ")")
 		args := append([]any{typ}, ids...)
-		if inc.Source != "*" {
-			sb.WriteString(" AND x.type = ?")
+		switch {
+		case inc.Source != "*" && inc.Param != "*":
+			sb.WriteString(" AND x.pid = ?")
+			args = append(args, keys.key(inc.Source, inc.Param))
+		case inc.Source != "*":
+			sb.WriteString(" AND t.type = ?")
 			args = append(args, inc.Source)
-		}
-		if inc.Param != "*" {
-			sb.WriteString(" AND x.param = ?")
-			args = append(args, inc.Param)
+		case inc.Param != "*":
+			pids := keys.keys(inc.Param)
+			if len(pids) == 0 {
+				continue
+			}
+			sb.WriteString(" AND x.pid IN (?" + strings.Repeat(", ?", len(pids)-1) + ")")
+			for _, pid := range pids {
+				args = append(args, pid)
+			}
 		}
 		if q.Access != nil {
 			types := []string{inc.Source}
 			if inc.Source == "*" {
 				var err error
-				if types, err = db.distinctTypes(ctx, qr, "x.type", includeWhere(&sb), args); err != nil {
+				if types, err = db.distinctTypes(ctx, qr, "t.type", includeWhere(&sb), args); err != nil {
 					return nil, err
 				}
 			}
 			var ok bool
 			var err error
-			if args, ok, err = visibleTypes(&sb, args, q.Access, types); err != nil {
+			if args, ok, err = visibleTypes(&sb, args, q.Access, keys, types); err != nil {
 				return nil, err
 			} else if !ok {
 				continue
