@@ -94,6 +94,7 @@ func Open(ctx context.Context, url string, cfg sqlstore.Config) (*sqlstore.DB, e
 		Analyze:    []string{"ANALYZE"},
 		BulkLoaded: []string{"VACUUM (ANALYZE)"},
 		GroupByKey: true,
+		ProbeFence: " OFFSET 0",
 		ReserveSeq: "SELECT nextval('audit_seq') FROM generate_series(1, ?::integer)",
 		AuditLock:  fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", auditLockKey),
 	}

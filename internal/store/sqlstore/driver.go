@@ -145,6 +145,13 @@ type Dialect struct {
 	// instead of Analyze, one by one outside a transaction (PostgreSQL's
 	// VACUUM cannot run inside one); see DB.AfterBulkLoad.
 	BulkLoaded []string
+	// ProbeFence, when set, ends the subquery of each probe of a walked
+	// page (see walkable) so that the planner keeps it a probe of each
+	// walked candidate: PostgreSQL turns an EXISTS into a join it may
+	// start from, and its generic plan, made without the values, cannot
+	// tell which side is smaller. " OFFSET 0" stops it there
+	// (subselect.c, simplify_EXISTS_query).
+	ProbeFence string
 }
 
 // rebinder rewrites "?" placeholders once per distinct query text.

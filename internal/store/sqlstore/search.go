@@ -77,6 +77,9 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 	// as rid IN (…).
 	conditions := func(walk bool) (string, []any, error) {
 		b := &sqlBuilder{access: q.Access, walk: walk, keys: keys}
+		if walk {
+			b.fence = db.d.ProbeFence
+		}
 		b.setType("r", q.Type)
 		b.sb.WriteString("r.type = ? AND r.deleted = ?")
 		b.args = append(b.args, q.Type, false)
@@ -294,6 +297,8 @@ type sqlBuilder struct {
 	walk bool
 	// keys are the parameters' keys, which index lookups filter on.
 	keys paramKeys
+	// fence ends the subquery of a probe (Dialect.ProbeFence).
+	fence string
 }
 
 // pid is the key of parameter code of the resource alias res's type.
@@ -482,7 +487,7 @@ func (b *sqlBuilder) topAnd(res string, and search.And) error {
 			if i != drive {
 				// A probe of the candidate's own compartment row, by the
 				// (patient_id, rid) index.
-				fmt.Fprintf(&b.sb, "EXISTS (SELECT 1 FROM search_compartment WHERE patient_id = ? AND rid = %s.rid)", res)
+				fmt.Fprintf(&b.sb, "EXISTS (SELECT 1 FROM search_compartment WHERE patient_id = ? AND rid = %s.rid%s)", res, b.fence)
 				b.args = append(b.args, e.Patient)
 				return nil
 			}
@@ -594,6 +599,9 @@ func (b *sqlBuilder) exists(res string, e search.Exists, probe bool) error {
 		if err := b.exprIn(res, e.Table, a, e.Where); err != nil {
 			return err
 		}
+	}
+	if probe {
+		b.sb.WriteString(b.fence)
 	}
 	b.sb.WriteString(")")
 	return nil
