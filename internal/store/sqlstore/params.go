@@ -11,9 +11,9 @@ import (
 // integer, the pid of the (resource type, parameter code) pair in
 // search_params, rather than by the two texts: the rows and the index
 // entries they make are a third smaller, and the comparisons a B-tree
-// step makes start with an integer. Every index row's key starts with it
-// (the value indexes with (pid, value…, rid), the tables with (rid,
-// pid, …)).
+// step makes start with an integer. The value indexes start with it,
+// (pid, value…, rid); the probe keys follow the rid with it, (rid, pid,
+// value…).
 //
 // Keys are given when the database is migrated (MigrateTo) to every
 // parameter the registry may write, and are never changed or reused: a
