@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 )
 
 // Parameter keys. An index row names its search parameter by a small
@@ -90,21 +91,27 @@ func (db *DB) loadParamKeys(ctx context.Context, q Querier) error {
 		return fmt.Errorf("search parameter keys: %w", err)
 	}
 	if db.reg != nil {
-		insert := db.rb.rebind("INSERT INTO search_params (type, param) VALUES (?, ?)")
-		added := 0
+		// The pairs without a key, all of them on a new database (4,367):
+		// a few multi-row INSERTs of compartmentBatch rows, well within the
+		// limits on parameters per statement, rather than a round trip each.
+		var args []any
 		all := db.reg.IndexKeys()
 		for _, typ := range slices.Sorted(maps.Keys(all)) {
 			for _, code := range all[typ] {
-				if _, ok := k[typ][code]; ok {
-					continue
+				if _, ok := k[typ][code]; !ok {
+					args = append(args, typ, code)
 				}
-				if _, err := q.Exec(ctx, insert, typ, code); err != nil {
-					return fmt.Errorf("search parameter keys: %s.%s: %w", typ, code, err)
-				}
-				added++
 			}
 		}
-		if added > 0 {
+		for start := 0; start < len(args); start += 2 * compartmentBatch {
+			chunk := args[start:min(start+2*compartmentBatch, len(args))]
+			insert := "INSERT INTO search_params (type, param) VALUES " +
+				strings.TrimSuffix(strings.Repeat("(?, ?), ", len(chunk)/2), ", ")
+			if _, err := q.Exec(ctx, db.rb.rebind(insert), chunk...); err != nil {
+				return fmt.Errorf("search parameter keys: %w", err)
+			}
+		}
+		if len(args) > 0 {
 			if k, err = read(); err != nil {
 				return fmt.Errorf("search parameter keys: %w", err)
 			}
