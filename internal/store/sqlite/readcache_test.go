@@ -2,6 +2,8 @@ package sqlite_test
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"smartfhir/internal/audit"
+	"smartfhir/internal/search"
 	"smartfhir/internal/store"
 	"smartfhir/internal/store/sqlstore"
 	"smartfhir/internal/store/storetest"
@@ -166,5 +169,86 @@ func TestReadCacheNeverReadsBehindACommit(t *testing.T) {
 	wg.Wait()
 	if st := db.ReadCacheStats(); st.Hits == 0 {
 		t.Errorf("no read was answered from the cache (%+v): the test did not exercise it", st)
+	}
+}
+
+// The search suite once more, every page's bodies going through the cache.
+func TestSearchConformanceWithReadCache(t *testing.T) {
+	storetest.RunSearch(t, func(t *testing.T, reg *search.Registry) store.Store {
+		return openMigrated(t, filepath.Join(t.TempDir(), "s.db"), sqlstore.Config{Search: reg, ReadCacheBytes: 1 << 20})
+	})
+}
+
+// A page's bodies come from the read cache while the database is
+// unchanged, and a new version is read, not the cached one, once it is.
+func TestSearchBodiesFromReadCache(t *testing.T) {
+	ctx := context.Background()
+	reg, err := search.NewRegistry(search.Config{Base: storetest.SearchBase})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := openMigrated(t, filepath.Join(t.TempDir(), "s.db"), sqlstore.Config{Search: reg, ReadCacheBytes: 1 << 20})
+	defer db.Close()
+	put := func(id string, vid int64, body string) {
+		t.Helper()
+		err := db.Transact(ctx, func(ctx context.Context, tx store.Tx) error {
+			return tx.Put(ctx, &store.Version{Type: "Patient", ID: id, VersionID: vid, Method: "PUT", Body: []byte(body)})
+		})
+		if err != nil {
+			t.Fatalf("Put %s/%d: %v", id, vid, err)
+		}
+	}
+	q, _, err := reg.Parse("Patient", map[string][]string{"gender": {"male"}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Count = 10
+	page := func() map[string]string {
+		t.Helper()
+		res, err := db.Search(ctx, q)
+		if err != nil {
+			t.Fatalf("Search: %v", err)
+		}
+		got := map[string]string{}
+		for _, v := range res.Matches {
+			if v.Method != "PUT" {
+				t.Errorf("%s: method %q", v.ID, v.Method)
+			}
+			got[fmt.Sprintf("%s/%d", v.ID, v.VersionID)] = string(v.Body)
+		}
+		return got
+	}
+	a1 := `{"resourceType":"Patient","id":"a","gender":"male"}`
+	b1 := `{"resourceType":"Patient","id":"b","gender":"male","name":[{"family":"B"}]}`
+	put("a", 1, a1)
+	put("b", 1, b1)
+	put("c", 1, `{"resourceType":"Patient","id":"c","gender":"female"}`)
+	want := map[string]string{"a/1": a1, "b/1": b1}
+	if got := page(); !maps.Equal(got, want) {
+		t.Fatalf("first page: %v, want %v", got, want)
+	}
+	before := db.ReadCacheStats()
+	if got := page(); !maps.Equal(got, want) {
+		t.Fatalf("second page: %v, want %v", got, want)
+	}
+	if st := db.ReadCacheStats(); st.Hits != before.Hits+2 || st.Misses != before.Misses {
+		t.Fatalf("second page of an unchanged database: stats %+v after %+v, want two more hits", st, before)
+	}
+	// Read by id finds what the search cached.
+	before = db.ReadCacheStats()
+	if v, err := db.Read(ctx, "Patient", "b"); err != nil || string(v.Body) != b1 {
+		t.Fatalf("Read b: %v, %v", v, err)
+	}
+	if st := db.ReadCacheStats(); st.Hits != before.Hits+1 {
+		t.Fatalf("read after a search: stats %+v after %+v, want a hit", st, before)
+	}
+	a2 := `{"resourceType":"Patient","id":"a","gender":"male","name":[{"family":"A"}]}`
+	put("a", 2, a2)
+	want = map[string]string{"a/2": a2, "b/1": b1}
+	if got := page(); !maps.Equal(got, want) {
+		t.Fatalf("page after an update: %v, want %v", got, want)
+	}
+	if got := page(); !maps.Equal(got, want) {
+		t.Fatalf("page after an update, again: %v, want %v", got, want)
 	}
 }

@@ -27,8 +27,8 @@ type Config struct {
 	// throughput.
 	BulkLoad bool
 	// ReadCacheBytes, when positive and the driver is a Generationer,
-	// lets Read serve repeated reads of unchanged resources from memory,
-	// keeping up to this many bytes of them.
+	// lets Read, and Search for the bodies of its pages, serve unchanged
+	// resources from memory, keeping up to this many bytes of them.
 	ReadCacheBytes int
 }
 
@@ -43,7 +43,8 @@ type DB struct {
 	// group batches units of work into shared transactions
 	// (Dialect.GroupCommit).
 	group *committer
-	// cache holds current versions for Read (Config.ReadCacheBytes).
+	// cache holds current versions for Read and Search
+	// (Config.ReadCacheBytes).
 	cache *readCache
 	// pids are the search parameters' keys (params.go), read by Migrate.
 	pids atomic.Pointer[paramKeys]

@@ -28,7 +28,7 @@ type Generationer interface {
 	Generation() (g Generation, ok bool)
 }
 
-// readCache holds current versions read by DB.Read, valid for one
+// readCache holds current versions read by DB.Read and DB.Search, valid for one
 // Generation: the first read that sees a newer one empties it. It keeps two
 // halves (hot and cold) and drops the cold one when the hot one fills half
 // the budget; a hit in the cold half moves the version back to the hot one.

@@ -18,7 +18,7 @@ import (
 
 // Search runs a search outside any unit of work (store.Store.Search).
 func (db *DB) Search(ctx context.Context, q *search.Query) (res *store.SearchResult, err error) {
-	res, err = db.search(ctx, db.drv, q)
+	res, err = db.search(ctx, db.drv, q, db.cache != nil)
 	if err != nil {
 		wrap(&err, "store.Search(%s)", q.Type)
 	}
@@ -28,7 +28,9 @@ func (db *DB) Search(ctx context.Context, q *search.Query) (res *store.SearchRes
 // Search runs a search in the unit of work (store.Tx.Search): it sees the
 // unit of work's own writes.
 func (tx *Tx) Search(ctx context.Context, q *search.Query) (res *store.SearchResult, err error) {
-	res, err = tx.db.search(ctx, tx.tx, q)
+	// The unit of work's own writes are not in the read cache's
+	// Generation: the page joins its bodies.
+	res, err = tx.db.search(ctx, tx.tx, q, false)
 	if err != nil {
 		wrap(&err, "store.Tx.Search(%s)", q.Type)
 	}
@@ -48,7 +50,10 @@ type match struct {
 	v    *store.Version
 }
 
-func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.SearchResult, error) {
+// search runs q on qr. cached says the page's bodies may come from the
+// read cache (db.cache): the page is then chosen without them, and only
+// the bodies the cache does not hold are read, by a second statement.
+func (db *DB) search(ctx context.Context, qr Querier, q *search.Query, cached bool) (*store.SearchResult, error) {
 	if db.reg == nil {
 		return nil, fhir.Errorf(fhir.NotSupported, "search is not configured")
 	}
@@ -146,7 +151,11 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 	for i := range sortKeys {
 		fmt.Fprintf(&sel.sb, ", p.k%d", i)
 	}
-	sel.sb.WriteString(", p.id, p.version_id, p.last_updated, v.method, v.body FROM (SELECT r.rid")
+	sel.sb.WriteString(", p.id, p.version_id, p.last_updated")
+	if !cached {
+		sel.sb.WriteString(", v.method, v.body")
+	}
+	sel.sb.WriteString(" FROM (SELECT r.rid")
 	for i, k := range sortKeys {
 		sel.sb.WriteString(", ")
 		if walk {
@@ -196,9 +205,21 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 		}
 	}
 	order("")
-	sel.sb.WriteString(" LIMIT ?) p JOIN resource_versions v ON v.rid = p.rid AND v.version_id = p.version_id")
+	sel.sb.WriteString(" LIMIT ?) p")
+	if !cached {
+		sel.sb.WriteString(" JOIN resource_versions v ON v.rid = p.rid AND v.version_id = p.version_id")
+	}
 	sel.args = append(sel.args, q.Count+1)
 	order("p.")
+
+	// The Generation is looked at before the page is read: the bodies read
+	// for it are at least as new. When it cannot be read, the bodies are
+	// all read, and not cached.
+	var gen Generation
+	genOK := false
+	if cached {
+		gen, genOK = db.cache.generation()
+	}
 
 	rows, err := qr.Query(ctx, db.rb.rebind(sel.sb.String()), sel.args...)
 	if err != nil {
@@ -224,7 +245,10 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 		var ridAgain int64
 		dest = append(dest, &ridAgain)
 		var lu int64
-		dest = append(dest, &m.v.ID, &m.v.VersionID, &lu, &m.v.Method, &m.v.Body)
+		dest = append(dest, &m.v.ID, &m.v.VersionID, &lu)
+		if !cached {
+			dest = append(dest, &m.v.Method, &m.v.Body)
+		}
 		if err := rows.Scan(dest...); err != nil {
 			rows.Close()
 			return nil, err
@@ -239,6 +263,11 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 	more := len(matches) > q.Count
 	if more {
 		matches = matches[:q.Count]
+	}
+	if cached {
+		if err := db.pageBodies(ctx, qr, gen, genOK, matches); err != nil {
+			return nil, err
+		}
 	}
 	if backward {
 		for i, j := 0, len(matches)-1; i < j; i, j = i+1, j-1 {
@@ -274,6 +303,67 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query) (*store.S
 		}
 	}
 	return res, nil
+}
+
+// pageBodies gives the matches of a page chosen without bodies their
+// method and body: from the read cache where it holds the very version
+// (Generation gen, when genOK), the others from resource_versions in one
+// statement, which are then cached.
+func (db *DB) pageBodies(ctx context.Context, qr Querier, gen Generation, genOK bool, matches []match) error {
+	missing := make(map[int64]*store.Version, len(matches))
+	var sb strings.Builder
+	var args []any
+	for _, m := range matches {
+		if genOK {
+			if v := db.cache.get(gen, m.v.Type, m.v.ID); v != nil && v.VersionID == m.v.VersionID && !v.Deleted {
+				m.v.Method, m.v.Body = v.Method, v.Body
+				continue
+			}
+		}
+		if len(args) > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString("(?, ?)")
+		args = append(args, m.rid, m.v.VersionID)
+		missing[m.rid] = m.v
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	// A VALUES list joined to the versions' (rid, version_id) key: SQLite
+	// scans the table for (rid, version_id) IN (VALUES …).
+	rows, err := qr.Query(ctx, db.rb.rebind("SELECT v.rid, v.version_id, v.method, v.body FROM (VALUES "+sb.String()+
+		") k JOIN resource_versions v ON v.rid = k.column1 AND v.version_id = k.column2"), args...)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var rid, vid int64
+		var method string
+		var body []byte
+		if err := rows.Scan(&rid, &vid, &method, &body); err != nil {
+			rows.Close()
+			return err
+		}
+		if v := missing[rid]; v != nil && v.VersionID == vid {
+			v.Method, v.Body = method, body
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, v := range missing {
+		if v.Body == nil {
+			// The page named a current version; versions are never removed
+			// while their resource exists.
+			return fmt.Errorf("version %d of %s/%s has no body", v.VersionID, v.Type, v.ID)
+		}
+		if genOK {
+			db.cache.put(gen, v)
+		}
+	}
+	return nil
 }
 
 // ---- rendering of the expression tree ----
