@@ -87,6 +87,11 @@ func Open(ctx context.Context, path string, cfg sqlstore.Config) (*sqlstore.DB, 
 		reader.Close()
 		return nil, fmt.Errorf("sqlite.Open(%q): %w", path, err)
 	}
+	if err := checkAuditLog(ctx, writer, auditFile); err != nil {
+		writer.Close()
+		reader.Close()
+		return nil, fmt.Errorf("sqlite.Open(%q): %w", path, err)
+	}
 	migrations, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
 		panic(err) // the embedded directory is part of the binary
@@ -182,6 +187,33 @@ func checkpointPages(bulk bool) int {
 		return 100_000
 	}
 	return 10_000
+}
+
+// auditMigration is the migration that moved the audit log's tables into
+// its own file (0008_audit_terms.sql).
+const auditMigration = 8
+
+// checkAuditLog fails when the database's migrations put the audit log's
+// tables in file and the file holds none: it was deleted, or the database
+// was copied or restored without it. Attaching a missing file makes an
+// empty one, and every audited request would then wait for a log that
+// cannot be written.
+func checkAuditLog(ctx context.Context, db *sql.DB, file string) error {
+	var migrated, tables int
+	err := db.QueryRowContext(ctx, `SELECT
+	(SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'),
+	(SELECT COUNT(*) FROM audit.sqlite_master WHERE type = 'table')`).Scan(&migrated, &tables)
+	if err != nil || migrated == 0 || tables > 0 {
+		return err
+	}
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM schema_migrations WHERE version = ?", auditMigration).Scan(&migrated); err != nil {
+		return err
+	}
+	if migrated > 0 {
+		return fmt.Errorf("the audit log %s has none of its tables, which the database's migrations put there: "+
+			"it was deleted, or the database was copied or restored without it; restore it with the database", file)
+	}
+	return nil
 }
 
 // AuditPath is the file of the audit log (internal/audit) that belongs to

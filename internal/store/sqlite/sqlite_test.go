@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -266,5 +267,37 @@ func TestRefreshStatistics(t *testing.T) {
 	}
 	if got := stat(); got != "201" {
 		t.Fatalf("resources after Analyze: stat %q, want 201", got)
+	}
+}
+
+// A database whose audit log file was deleted, or copied without it, does
+// not open: a server on it would wait for every audit write. With the file
+// back it opens again.
+func TestOpenRefusesMissingAuditLog(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "smartfhir.db")
+	db := open(t, path)
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	auditFile := sqlite.AuditPath(path)
+	saved := auditFile + ".saved"
+	if err := os.Rename(auditFile, saved); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the failed open leaves an empty file, which fails too
+		_, err := sqlite.Open(ctx, path, sqlstore.Config{})
+		if err == nil || !strings.Contains(err.Error(), "audit log "+auditFile+" has none of its tables") {
+			t.Fatalf("Open without the audit log: %v", err)
+		}
+	}
+	if err := os.Rename(saved, auditFile); err != nil {
+		t.Fatal(err)
+	}
+	db = open(t, path)
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate with the audit log back: %v", err)
 	}
 }
