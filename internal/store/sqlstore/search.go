@@ -330,8 +330,9 @@ func (db *DB) pageBodies(ctx context.Context, qr Querier, gen Generation, genOK 
 	if len(missing) == 0 {
 		return nil
 	}
-	// A VALUES list joined to the versions' (rid, version_id) key: SQLite
-	// scans the table for (rid, version_id) IN (VALUES …).
+	// A VALUES list joined to the versions' (rid, version_id) key, one
+	// lookup each; written as (rid, version_id) IN (VALUES …), SQLite
+	// scans the whole table.
 	rows, err := qr.Query(ctx, db.rb.rebind("SELECT v.rid, v.version_id, v.method, v.body FROM (VALUES "+sb.String()+
 		") k JOIN resource_versions v ON v.rid = k.column1 AND v.version_id = k.column2"), args...)
 	if err != nil {
