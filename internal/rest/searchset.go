@@ -104,12 +104,10 @@ func (b *searchsetBundle) render() ([]byte, error) {
 		}
 		out = append(out, '{')
 		if e.FullURL != "" {
-			u, err := marshalRaw(e.FullURL)
-			if err != nil {
+			out = append(out, `"fullUrl":`...)
+			if out, err = appendJSONString(out, e.FullURL); err != nil {
 				return nil, err
 			}
-			out = append(out, `"fullUrl":`...)
-			out = append(out, u...)
 			out = append(out, ',')
 		}
 		out = append(out, `"resource":`...)
@@ -119,6 +117,21 @@ func (b *searchsetBundle) render() ([]byte, error) {
 		out = append(out, `"}}`...)
 	}
 	return append(out, "]}"...), nil
+}
+
+// appendJSONString appends s as a JSON string, as marshalRaw writes it. A
+// full URL of our base, a type and an id needs no escape, and then costs
+// no encoder.
+func appendJSONString(dst []byte, s string) ([]byte, error) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			q, err := marshalRaw(s)
+			return append(dst, q...), err
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"'), nil
 }
 
 // marshalRaw is json.Marshal without HTML escaping: URLs keep their "&".

@@ -45,3 +45,23 @@ func TestSearchsetRender(t *testing.T) {
 		}
 	}
 }
+
+// appendJSONString writes what the encoder writes, with or without its
+// fast path.
+func TestAppendJSONString(t *testing.T) {
+	for _, s := range []string{
+		"http://localhost:8080/fhir/Observation/a-1.b",
+		"https://ehr.example/fhir?x=1&y=<2>/Patient/p",
+		`http://x/"quoted"`, `http://x/back\slash`, "http://x/tab\there", "http://x/\x7f",
+		"http://x/é", "http://x/\u2028", "",
+	} {
+		want, err := marshalRaw(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := appendJSONString([]byte("prefix:"), s)
+		if err != nil || string(got) != "prefix:"+string(want) {
+			t.Errorf("appendJSONString(%q) = %s, %v; want prefix:%s", s, got, err, want)
+		}
+	}
+}
