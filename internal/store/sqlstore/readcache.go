@@ -108,6 +108,38 @@ func (c *readCache) get(g Generation, typ, id string) *store.Version {
 	return &cp
 }
 
+// getEach looks up n versions of type typ, the i-th with id id(i), under
+// one read lock: a search page's, without a copy of each. use(i, v) takes
+// what it needs of the cached version and reports whether it could use it
+// (a lookup it refuses counts as a miss). v must not be changed.
+func (c *readCache) getEach(g Generation, typ string, n int, id func(i int) string, use func(i int, v *store.Version) bool) {
+	var cold []*store.Version
+	hits := 0
+	c.mu.RLock()
+	if g == c.cur {
+		for i := range n {
+			k := cacheKey{typ, id(i)}
+			v, hot := c.hot[k]
+			if v == nil {
+				v = c.cold[k]
+			}
+			if v == nil || !use(i, v) {
+				continue
+			}
+			hits++
+			if !hot {
+				cold = append(cold, v)
+			}
+		}
+	}
+	c.mu.RUnlock()
+	c.hits.Add(int64(hits))
+	c.misses.Add(int64(n - hits))
+	for _, v := range cold {
+		c.put(g, v) // back to the hot half, as get does
+	}
+}
+
 // put caches v, read in Generation g (looked at before the read began).
 // A version read while a commit was under way may be newer than g; it is
 // only ever served while the Generation is still g, which it no longer is.

@@ -113,3 +113,77 @@ func TestReadCacheStaysInBudget(t *testing.T) {
 		t.Fatal("an oversized entry was cached")
 	}
 }
+
+// getEach looks up a page at once: hits, refusals and absences counted,
+// a hit in the cold half moved back to the hot one, nothing for another
+// Generation.
+func TestReadCacheGetEach(t *testing.T) {
+	f := &fakeGen{g: Generation{Change: 1}, ok: true}
+	c := newReadCache(f.get, 1<<20)
+	g, _ := c.generation()
+	c.put(g, version("a", 1, `{"a":1}`))
+	c.put(g, version("b", 2, `{"b":2}`))
+	c.cold, c.hot, c.hotBytes = c.hot, map[cacheKey]*store.Version{}, 0 // a and b are cold now
+	c.put(g, version("c", 1, `{"c":1}`))
+	ids := []string{"a", "b", "c", "d"}
+	got := make([]string, len(ids))
+	c.getEach(g, "Patient", len(ids), func(i int) string { return ids[i] }, func(i int, v *store.Version) bool {
+		if v.ID == "b" {
+			return false // say, not the version the page names
+		}
+		got[i] = string(v.Body)
+		return true
+	})
+	if want := []string{`{"a":1}`, "", `{"c":1}`, ""}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("bodies %q, want %q", got, want)
+	}
+	if st := (&DB{cache: c}).ReadCacheStats(); st.Hits != 2 || st.Misses != 2 {
+		t.Fatalf("stats %+v, want 2 hits and 2 misses", st)
+	}
+	if c.hot[cacheKey{"Patient", "a"}] == nil || c.hot[cacheKey{"Patient", "b"}] != nil {
+		t.Fatal("the cold hit a was not moved back to the hot half, or the refused b was")
+	}
+	used := 0
+	c.getEach(Generation{Change: 2}, "Patient", len(ids), func(i int) string { return ids[i] }, func(int, *store.Version) bool {
+		used++
+		return true
+	})
+	if used != 0 {
+		t.Fatalf("another Generation: %d versions used", used)
+	}
+}
+
+// A page of 51 versions from the cache, every core at it: one get each
+// (a copy and a lock each) against getEach.
+func BenchmarkReadCachePage(b *testing.B) {
+	f := &fakeGen{g: Generation{Change: 1}, ok: true}
+	c := newReadCache(f.get, 64<<20)
+	g, _ := c.generation()
+	ids := make([]string, 51)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("obs-%d", i)
+		c.put(g, version(ids[i], 1, `{"resourceType":"Patient"}`))
+	}
+	b.Run("get", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				for _, id := range ids {
+					if c.get(g, "Patient", id) == nil {
+						b.Fatal("miss")
+					}
+				}
+			}
+		})
+	})
+	b.Run("getEach", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				n := 0
+				c.getEach(g, "Patient", len(ids), func(i int) string { return ids[i] }, func(int, *store.Version) bool { n++; return true })
+				if n != len(ids) {
+					b.Fatal("miss")
+				}
+			}
+		})
+	})
+}

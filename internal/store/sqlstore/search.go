@@ -310,15 +310,23 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query, cached bo
 // (Generation gen, when genOK), the others from resource_versions in one
 // statement, which are then cached.
 func (db *DB) pageBodies(ctx context.Context, qr Querier, gen Generation, genOK bool, matches []match) error {
+	if genOK && len(matches) > 0 {
+		db.cache.getEach(gen, matches[0].v.Type, len(matches), func(i int) string { return matches[i].v.ID },
+			func(i int, v *store.Version) bool {
+				m := matches[i].v
+				if v.VersionID != m.VersionID || v.Deleted {
+					return false
+				}
+				m.Method, m.Body = v.Method, v.Body
+				return true
+			})
+	}
 	missing := make(map[int64]*store.Version, len(matches))
 	var sb strings.Builder
 	var args []any
 	for _, m := range matches {
-		if genOK {
-			if v := db.cache.get(gen, m.v.Type, m.v.ID); v != nil && v.VersionID == m.v.VersionID && !v.Deleted {
-				m.v.Method, m.v.Body = v.Method, v.Body
-				continue
-			}
+		if m.v.Body != nil {
+			continue // from the cache
 		}
 		if len(args) > 0 {
 			sb.WriteString(", ")
