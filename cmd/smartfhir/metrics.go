@@ -66,11 +66,11 @@ func (m *metrics) readCacheStats(db *sqlstore.DB) {
 	m.reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "smartfhir_read_cache_hits_total",
-			Help: "Reads by id and search results whose resource was answered from memory because the database had not changed.",
+			Help: "Reads by id answered from memory because the database had not changed, and search results whose version was in memory.",
 		}, func() float64 { return float64(db.ReadCacheStats().Hits) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "smartfhir_read_cache_misses_total",
-			Help: "Reads by id and search results whose resource was looked for in the read cache and read from the database.",
+			Help: "Reads by id and search results that looked in memory and were read from the database.",
 		}, func() float64 { return float64(db.ReadCacheStats().Misses) }),
 	)
 }

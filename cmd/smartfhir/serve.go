@@ -69,7 +69,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.Int64Var(&m.MaxBodyBytes, "max-body-bytes", 16<<20, "largest request body accepted (413 above it)")
 	fs.IntVar(&m.DefaultCount, "default-count", 50, "page size when a request gives no _count")
 	fs.IntVar(&m.MaxCount, "max-count", 1000, "largest page size a request may ask for")
-	fs.IntVar(&m.ReadCacheMB, "read-cache-mb", 64, "memory in MB for resources read by id or found by a search, served again until the SQLite database changes (0: none)")
+	fs.IntVar(&m.ReadCacheMB, "read-cache-mb", 64, "memory in MB for the bodies of search pages, and on SQLite as much again for resources read by id, served again until the database changes (0: none)")
 	fs.StringVar(&m.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&m.LogFormat, "log-format", "text", "text or json")
 	m.Auth.register(fs)

@@ -15,12 +15,18 @@ import (
 	"smartfhir/internal/store/storetest"
 )
 
-func TestSearchConformance(t *testing.T) {
+func TestSearchConformance(t *testing.T) { runSearchConformance(t, 0) }
+
+// The suite once more, the bodies of search pages kept in memory
+// (Config.ReadCacheBytes; PostgreSQL has no read cache for reads by id).
+func TestSearchConformanceWithPageCache(t *testing.T) { runSearchConformance(t, 1<<20) }
+
+func runSearchConformance(t *testing.T, cacheBytes int) {
 	if os.Getenv(envURL) == "" {
 		t.Skipf("%s is not set; set it to a PostgreSQL URL to run the search suite on PostgreSQL", envURL)
 	}
 	storetest.RunSearch(t, func(t *testing.T, reg *search.Registry) store.Store {
-		db, err := postgres.Open(context.Background(), schemaURL(t), sqlstore.Config{Search: reg})
+		db, err := postgres.Open(context.Background(), schemaURL(t), sqlstore.Config{Search: reg, ReadCacheBytes: cacheBytes})
 		if err != nil {
 			t.Fatalf("Open: %v", err)
 		}

@@ -26,9 +26,10 @@ type Config struct {
 	// import): the backend may trade the latency of a single commit for
 	// throughput.
 	BulkLoad bool
-	// ReadCacheBytes, when positive and the driver is a Generationer,
-	// lets Read, and Search for the bodies of its pages, serve unchanged
-	// resources from memory, keeping up to this many bytes of them.
+	// ReadCacheBytes, when positive, lets Search take the bodies of its
+	// pages from memory, keeping up to this many bytes of them; and, when
+	// the driver is a Generationer, Read serve unchanged resources from
+	// memory, in as many bytes again.
 	ReadCacheBytes int
 }
 
@@ -43,9 +44,12 @@ type DB struct {
 	// group batches units of work into shared transactions
 	// (Dialect.GroupCommit).
 	group *committer
-	// cache holds current versions for Read and Search
-	// (Config.ReadCacheBytes).
+	// cache holds current versions for Read (Config.ReadCacheBytes,
+	// with a Generationer).
 	cache *readCache
+	// pages holds the versions of search pages, by version: valid
+	// whatever is committed since, on every backend.
+	pages *readCache
 	// pids are the search parameters' keys (params.go), read by Migrate.
 	pids atomic.Pointer[paramKeys]
 }
@@ -83,6 +87,9 @@ func New(drv Driver, d Dialect, cfg Config) *DB {
 	}
 	if g, ok := drv.(Generationer); ok && cfg.ReadCacheBytes > 0 {
 		db.cache = newReadCache(g.Generation, cfg.ReadCacheBytes)
+	}
+	if cfg.ReadCacheBytes > 0 {
+		db.pages = newReadCache(nil, cfg.ReadCacheBytes)
 	}
 	const current = `SELECT r.version_id, r.last_updated, r.deleted, v.method, v.body
 FROM resources r JOIN resource_versions v ON v.rid = r.rid AND v.version_id = r.version_id

@@ -50,6 +50,9 @@ type cacheKey struct{ typ, id string }
 // Version and the maps' share, roughly.
 const cacheEntryOverhead = 160
 
+// newReadCache returns a cache of budget bytes valid for the Generation gen
+// reports. Without gen it never empties: that serves versions looked up by
+// their version id (search pages), which never change.
 func newReadCache(gen func() (Generation, bool), budget int) *readCache {
 	return &readCache{gen: gen, budget: budget, hot: map[cacheKey]*store.Version{}}
 }
@@ -59,6 +62,9 @@ func newReadCache(gen func() (Generation, bool), budget int) *readCache {
 // the cache must be left alone: the Generation cannot be read, or it is
 // older than the cache's (this reader looked before a commit another saw).
 func (c *readCache) generation() (g Generation, ok bool) {
+	if c.gen == nil {
+		return Generation{}, true
+	}
 	g, ok = c.gen()
 	if !ok {
 		return g, false
@@ -158,8 +164,11 @@ func (c *readCache) put(g Generation, v *store.Version) {
 		c.cold, c.hot, c.hotBytes = c.hot, map[cacheKey]*store.Version{}, 0
 	}
 	k := cacheKey{v.Type, v.ID}
-	if _, ok := c.hot[k]; ok {
-		return
+	if old, ok := c.hot[k]; ok {
+		if old.VersionID == v.VersionID {
+			return
+		}
+		c.hotBytes -= len(old.Body) + len(old.Type) + len(old.ID) + cacheEntryOverhead
 	}
 	c.hot[k] = &cp
 	c.hotBytes += size
@@ -169,10 +178,15 @@ func (c *readCache) put(g Generation, v *store.Version) {
 // opened (both zero without one).
 type ReadCacheStats struct{ Hits, Misses int64 }
 
-// ReadCacheStats reports the read cache's hits and misses.
+// ReadCacheStats reports the hits and misses of the read cache and of the
+// search pages' cache together.
 func (db *DB) ReadCacheStats() ReadCacheStats {
-	if db.cache == nil {
-		return ReadCacheStats{}
+	var st ReadCacheStats
+	for _, c := range []*readCache{db.cache, db.pages} {
+		if c != nil {
+			st.Hits += c.hits.Load()
+			st.Misses += c.misses.Load()
+		}
 	}
-	return ReadCacheStats{Hits: db.cache.hits.Load(), Misses: db.cache.misses.Load()}
+	return st
 }

@@ -18,7 +18,7 @@ import (
 
 // Search runs a search outside any unit of work (store.Store.Search).
 func (db *DB) Search(ctx context.Context, q *search.Query) (res *store.SearchResult, err error) {
-	res, err = db.search(ctx, db.drv, q, db.cache != nil)
+	res, err = db.search(ctx, db.drv, q, db.pages != nil)
 	if err != nil {
 		wrap(&err, "store.Search(%s)", q.Type)
 	}
@@ -50,9 +50,11 @@ type match struct {
 	v    *store.Version
 }
 
-// search runs q on qr. cached says the page's bodies may come from the
-// read cache (db.cache): the page is then chosen without them, and only
-// the bodies the cache does not hold are read, by a second statement.
+// search runs q on qr. cached says the page's bodies may come from
+// db.pages: the page is then chosen without them, and only the bodies the
+// cache does not hold are read, by a second statement. The page names each
+// match's version, and a version never changes, so the cache needs no
+// Generation: a commit since does not make it wrong.
 func (db *DB) search(ctx context.Context, qr Querier, q *search.Query, cached bool) (*store.SearchResult, error) {
 	if db.reg == nil {
 		return nil, fhir.Errorf(fhir.NotSupported, "search is not configured")
@@ -212,15 +214,6 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query, cached bo
 	sel.args = append(sel.args, q.Count+1)
 	order("p.")
 
-	// The Generation is looked at before the page is read: the bodies read
-	// for it are at least as new. When it cannot be read, the bodies are
-	// all read, and not cached.
-	var gen Generation
-	genOK := false
-	if cached {
-		gen, genOK = db.cache.generation()
-	}
-
 	rows, err := qr.Query(ctx, db.rb.rebind(sel.sb.String()), sel.args...)
 	if err != nil {
 		return nil, err
@@ -265,7 +258,7 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query, cached bo
 		matches = matches[:q.Count]
 	}
 	if cached {
-		if err := db.pageBodies(ctx, qr, gen, genOK, matches); err != nil {
+		if err := db.pageBodies(ctx, qr, matches); err != nil {
 			return nil, err
 		}
 	}
@@ -306,12 +299,12 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query, cached bo
 }
 
 // pageBodies gives the matches of a page chosen without bodies their
-// method and body: from the read cache where it holds the very version
-// (Generation gen, when genOK), the others from resource_versions in one
-// statement, which are then cached.
-func (db *DB) pageBodies(ctx context.Context, qr Querier, gen Generation, genOK bool, matches []match) error {
-	if genOK && len(matches) > 0 {
-		db.cache.getEach(gen, matches[0].v.Type, len(matches), func(i int) string { return matches[i].v.ID },
+// method and body: from db.pages where it holds the very version, the
+// others from resource_versions in one statement, which are then cached.
+func (db *DB) pageBodies(ctx context.Context, qr Querier, matches []match) error {
+	var gen Generation // db.pages has no other
+	if len(matches) > 0 {
+		db.pages.getEach(gen, matches[0].v.Type, len(matches), func(i int) string { return matches[i].v.ID },
 			func(i int, v *store.Version) bool {
 				m := matches[i].v
 				if v.VersionID != m.VersionID || v.Deleted {
@@ -331,7 +324,8 @@ func (db *DB) pageBodies(ctx context.Context, qr Querier, gen Generation, genOK 
 		if len(args) > 0 {
 			sb.WriteString(", ")
 		}
-		sb.WriteString("(?, ?)")
+		// Typed: PostgreSQL reads an untyped parameter in VALUES as text.
+		sb.WriteString("(CAST(? AS BIGINT), CAST(? AS BIGINT))")
 		args = append(args, m.rid, m.v.VersionID)
 		missing[m.rid] = m.v
 	}
@@ -368,9 +362,7 @@ func (db *DB) pageBodies(ctx context.Context, qr Querier, gen Generation, genOK 
 			// while their resource exists.
 			return fmt.Errorf("version %d of %s/%s has no body", v.VersionID, v.Type, v.ID)
 		}
-		if genOK {
-			db.cache.put(gen, v)
-		}
+		db.pages.put(gen, v)
 	}
 	return nil
 }
