@@ -276,11 +276,7 @@ func TestRefreshStatistics(t *testing.T) {
 func TestOpenRefusesMissingAuditLog(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "smartfhir.db")
-	db := open(t, path)
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	openMigrated(t, path, sqlstore.Config{}).Close()
 	auditFile := sqlite.AuditPath(path)
 	saved := auditFile + ".saved"
 	if err := os.Rename(auditFile, saved); err != nil {
@@ -295,9 +291,5 @@ func TestOpenRefusesMissingAuditLog(t *testing.T) {
 	if err := os.Rename(saved, auditFile); err != nil {
 		t.Fatal(err)
 	}
-	db = open(t, path)
-	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatalf("Migrate with the audit log back: %v", err)
-	}
+	openMigrated(t, path, sqlstore.Config{}).Close()
 }

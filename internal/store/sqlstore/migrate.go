@@ -90,13 +90,19 @@ func (db *DB) MigrateTo(ctx context.Context, last int64) (err error) {
 			return fmt.Errorf("%s: %w", m.name, err)
 		}
 	}
+	var keys paramKeys
 	if last >= paramsMigration {
-		if err := db.loadParamKeys(ctx, tx); err != nil {
+		if keys, err = db.loadParamKeys(ctx, tx); err != nil {
 			return err
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	if keys != nil {
+		// Only keys that were committed: a failed commit leaves the
+		// store with the keys it had.
+		db.pids.Store(&keys)
 	}
 	return nil
 }

@@ -62,10 +62,10 @@ func (db *DB) paramKeys() paramKeys {
 }
 
 // loadParamKeys gives a key to each parameter of the registry that has
-// none yet and reads them all; q is the migration's transaction, which
+// none yet and returns them all; q is the migration's transaction, which
 // holds the database's write lock (SQLite) or the migration lock
 // (PostgreSQL), so that two processes never give one pair two keys.
-func (db *DB) loadParamKeys(ctx context.Context, q Querier) error {
+func (db *DB) loadParamKeys(ctx context.Context, q Querier) (paramKeys, error) {
 	read := func() (paramKeys, error) {
 		rows, err := q.Query(ctx, "SELECT pid, type, param FROM search_params")
 		if err != nil {
@@ -88,7 +88,7 @@ func (db *DB) loadParamKeys(ctx context.Context, q Querier) error {
 	}
 	k, err := read()
 	if err != nil {
-		return fmt.Errorf("search parameter keys: %w", err)
+		return nil, fmt.Errorf("search parameter keys: %w", err)
 	}
 	if db.reg != nil {
 		// The pairs without a key, all of them on a new database (4,367):
@@ -108,15 +108,14 @@ func (db *DB) loadParamKeys(ctx context.Context, q Querier) error {
 			insert := "INSERT INTO search_params (type, param) VALUES " +
 				strings.TrimSuffix(strings.Repeat("(?, ?), ", len(chunk)/2), ", ")
 			if _, err := q.Exec(ctx, db.rb.rebind(insert), chunk...); err != nil {
-				return fmt.Errorf("search parameter keys: %w", err)
+				return nil, fmt.Errorf("search parameter keys: %w", err)
 			}
 		}
 		if len(args) > 0 {
 			if k, err = read(); err != nil {
-				return fmt.Errorf("search parameter keys: %w", err)
+				return nil, fmt.Errorf("search parameter keys: %w", err)
 			}
 		}
 	}
-	db.pids.Store(&k)
-	return nil
+	return k, nil
 }

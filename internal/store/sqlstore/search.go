@@ -28,8 +28,9 @@ func (db *DB) Search(ctx context.Context, q *search.Query) (res *store.SearchRes
 // Search runs a search in the unit of work (store.Tx.Search): it sees the
 // unit of work's own writes.
 func (tx *Tx) Search(ctx context.Context, q *search.Query) (res *store.SearchResult, err error) {
-	// The unit of work's own writes are not in the read cache's
-	// Generation: the page joins its bodies.
+	// The page joins its bodies: the unit of work sees its own versions,
+	// which may yet be rolled back, and so must not enter db.pages (a later
+	// commit may give the same version number other content).
 	res, err = tx.db.search(ctx, tx.tx, q, false)
 	if err != nil {
 		wrap(&err, "store.Tx.Search(%s)", q.Type)
