@@ -104,24 +104,31 @@ func TestSearchPlans(t *testing.T) {
 			}
 		}
 	}
-	searchN("patient=p1&code=c1", 2) // o1, o13: walked
-	searchN("code=c2", 6)            // o2, o5, …, o17: driven by a token, planned per run
+	searchN("subject=Patient/p1&code=c1", 2)      // o1, o13: walked, code probed
+	searchN("patient=p1&code=c1&status=final", 2) // walked by patient and code, status probed
+	searchN("code=c2", 6)                         // o2, o5, …, o17: driven by a token, planned per run
 
 	rows, err := db.Query(ctx, "SELECT statement, generic_plans FROM pg_prepared_statements")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	walked := false
+	walked := map[string]bool{}
 	for rows.Next() {
 		var stmt string
 		var generic int64
 		if err := rows.Scan(&stmt, &generic); err != nil {
 			t.Fatal(err)
 		}
+		walk := ""
+		for _, index := range []string{"search_reference", "search_token_patient"} {
+			if strings.Contains(stmt, "FROM "+index+" d JOIN resources r") {
+				walk = index
+			}
+		}
 		switch {
-		case strings.Contains(stmt, "FROM search_reference d JOIN resources r"):
-			walked = true
+		case walk != "":
+			walked[walk] = true
 			if generic == 0 {
 				t.Errorf("the walked page never ran on a generic plan: %s", stmt)
 			}
@@ -129,7 +136,7 @@ func TestSearchPlans(t *testing.T) {
 			// of an unfenced one started from category=laboratory's
 			// 29,206 rows instead of the patient's 136 (365 ms, not 4).
 			if !strings.Contains(stmt, "OFFSET 0)") {
-				t.Errorf("the walked page's probe of code is not fenced (Dialect.ProbeFence): %s", stmt)
+				t.Errorf("the walked page's probe is not fenced (Dialect.ProbeFence): %s", stmt)
 			}
 		case strings.Contains(stmt, "FROM resources r WHERE r.type = $1 AND r.deleted = $2"):
 			t.Errorf("a search driven by a token is a prepared statement of the main pool: %s", stmt)
@@ -138,7 +145,9 @@ func TestSearchPlans(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if !walked {
-		t.Error("the walked page is not a prepared statement of the main pool")
+	for _, index := range []string{"search_reference", "search_token_patient"} {
+		if !walked[index] {
+			t.Errorf("no page walking %s is a prepared statement of the main pool", index)
+		}
 	}
 }

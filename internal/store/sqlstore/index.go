@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -67,7 +68,8 @@ func (tx *Tx) indexStatements(stmts []Statement, rid int64, v *store.Version, fr
 		for _, t := range indexTables {
 			stmts = append(stmts, Statement{"DELETE FROM " + t.name + " WHERE rid = ?", []any{rid}})
 		}
-		stmts = append(stmts, Statement{"DELETE FROM search_compartment WHERE rid = ?", []any{rid}})
+		stmts = append(stmts, Statement{"DELETE FROM search_compartment WHERE rid = ?", []any{rid}},
+			Statement{"DELETE FROM search_token_patient WHERE rid = ?", []any{rid}})
 	}
 	if v.Deleted {
 		return stmts, nil
@@ -135,6 +137,7 @@ func insertIndex(stmts []Statement, rid int64, keys map[string]int64, typ string
 		// Every parameter of the registry got its key at migration.
 		return nil, fmt.Errorf("search parameter %s.%s has no key: the database was not migrated with this registry", typ, missing)
 	}
+	stmts = patientTokens(stmts, rid, keys, ix)
 	// A Group is in the compartment of each of its members: thousands.
 	for start := 0; start < len(ix.Patients); start += compartmentBatch {
 		chunk := ix.Patients[start:min(start+compartmentBatch, len(ix.Patients))]
@@ -146,6 +149,77 @@ func insertIndex(stmts []Statement, rid int64, keys map[string]int64, typ string
 			strings.TrimSuffix(strings.Repeat("(?, ?), ", len(chunk)), ", "), args})
 	}
 	return stmts, nil
+}
+
+// patientTokens appends the INSERTs of the rows of search_token_patient
+// (migration 0014): each token of ix once for each patient that the
+// resource's `patient` parameter names. A search for a patient's resources
+// with a token (Observation?patient=…&category=laboratory) then reads one
+// range in rid order instead of probing each of the patient's resources
+// for the token. Rows that no search pairs with a patient are left out:
+// composite components ("$" in the row's name) and the :text and :of-type
+// rows.
+func patientTokens(stmts []Statement, rid int64, keys map[string]int64, ix *search.Index) []Statement {
+	var patients []string
+	for _, r := range ix.References {
+		if r.Param == patientParam && r.TargetType == "Patient" && r.TargetID != "" && !slices.Contains(patients, r.TargetID) {
+			patients = append(patients, r.TargetID)
+		}
+	}
+	if len(patients) == 0 {
+		return stmts
+	}
+	type row struct {
+		pid                   int64
+		patient, code, system string
+	}
+	var rows []row
+	seen := make(map[row]bool)
+	for _, t := range ix.Tokens {
+		if !patientTokenRow(t.Param) {
+			continue
+		}
+		for _, p := range patients {
+			r := row{keys[t.Param], p, t.Code, t.System}
+			if !seen[r] {
+				seen[r] = true
+				rows = append(rows, r)
+			}
+		}
+	}
+	for start := 0; start < len(rows); start += insertBatch {
+		chunk := rows[start:min(start+insertBatch, len(rows))]
+		args := make([]any, 0, 5*len(chunk))
+		for _, r := range chunk {
+			args = append(args, rid, r.pid, r.patient, r.code, r.system)
+		}
+		stmts = append(stmts, Statement{patientTokenInsert(len(chunk)), args})
+	}
+	return stmts
+}
+
+// patientParam is the reference parameter whose target search_token_patient
+// keys a resource's tokens by.
+const patientParam = "patient"
+
+// patientTokenRow reports whether token rows named param go into
+// search_token_patient: those of a parameter, not of a composite's
+// component or of a modifier.
+func patientTokenRow(param string) bool {
+	return !strings.ContainsAny(param, "$:")
+}
+
+// patientTokenSQL caches the INSERT text per row count.
+var patientTokenSQL sync.Map // int → string
+
+func patientTokenInsert(rows int) string {
+	if s, ok := patientTokenSQL.Load(rows); ok {
+		return s.(string)
+	}
+	s := "INSERT INTO search_token_patient (rid, pid, patient, code, system) VALUES " +
+		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", rows), ", ")
+	patientTokenSQL.Store(rows, s)
+	return s
 }
 
 const fingerprintKey = "fingerprint"

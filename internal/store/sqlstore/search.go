@@ -85,8 +85,15 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query, cached bo
 	// as rid IN (…).
 	conditions := func(walk bool) (string, []any, error) {
 		b := &sqlBuilder{access: q.Access, walk: walk, keys: keys}
+		where := where
 		if walk {
 			b.fence = db.d.ProbeFence
+			if i := patientTokenWalk(where); i >= 0 {
+				// The walk reads the token itself: no probe for it.
+				e := where[i].(search.Exists)
+				b.token = &e
+				where = slices.Delete(slices.Clone(where), i, i+1)
+			}
 		}
 		b.setType("r", q.Type)
 		b.sb.WriteString("r.type = ? AND r.deleted = ?")
@@ -101,6 +108,10 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query, cached bo
 	}
 	sortKeys := sortColumns(q.Sort, keys[q.Type])
 	walk := q.Count > 0 && len(sortKeys) == 1 && walkable(where)
+	walked := "search_reference" // the index the walk reads, as d
+	if walk && patientTokenWalk(where) >= 0 {
+		walked = "search_token_patient"
+	}
 	// One plan, made without the values, serves a walked page for every
 	// value: it walks the reference's index entries in rid order, probes
 	// the other conditions and stops at the page's end, whether the
@@ -172,7 +183,7 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query, cached bo
 	}
 	sel.sb.WriteString(", r.id, r.version_id, r.last_updated FROM ")
 	if walk {
-		sel.sb.WriteString("search_reference d JOIN ")
+		sel.sb.WriteString(walked + " d JOIN ")
 	}
 	sel.sb.WriteString("resources r ")
 	if walk {
@@ -387,6 +398,9 @@ type sqlBuilder struct {
 	// walkable), as conditions on the joined index alias d rather than
 	// as rid IN (…).
 	walk bool
+	// token, with walk, is the token condition that the walk reads
+	// with the patient from search_token_patient (patientTokenWalk).
+	token *search.Exists
 	// keys are the parameters' keys, which index lookups filter on.
 	keys paramKeys
 	// fence ends the subquery of a probe (Dialect.ProbeFence).
@@ -570,6 +584,13 @@ func (b *sqlBuilder) topAnd(res string, and search.And) error {
 			if i != drive {
 				return b.exists(res, e, true)
 			}
+			if b.walk && b.token != nil {
+				// The patient's id is the reference's target id
+				// (patientTokenWalk).
+				b.sb.WriteString("d.pid = ? AND d.patient = ? AND ")
+				b.args = append(b.args, b.pid(res, b.token.Param), walkedPatient(e))
+				return b.exprIn(res, search.TokenTable, "d", b.token.Where)
+			}
 			if b.walk {
 				b.sb.WriteString("d.pid = ? AND ")
 				b.args = append(b.args, b.pid(res, e.Param))
@@ -629,6 +650,66 @@ func walkable(and search.And) bool {
 		id = id || c.Col == search.ColTargetID
 	}
 	return typ && id
+}
+
+// patientTokenWalk returns the index in and of a token condition that a
+// walk may read from search_token_patient, -1 when there is none: the
+// driver is walkable and is the `patient` parameter naming a Patient, and
+// the condition is one code, with or without its system, of a parameter
+// whose tokens that table holds (patientTokenRow). The walk then reads
+// only the patient's resources that have the token, in rid order, where
+// it would walk all of the patient's resources of the type and probe each.
+func patientTokenWalk(and search.And) int {
+	if !walkable(and) {
+		return -1
+	}
+	drive := driver(and)
+	if e := and[drive].(search.Exists); e.Param != patientParam || walkedPatient(e) == "" {
+		return -1
+	}
+	for i, x := range and {
+		if e, ok := x.(search.Exists); ok && i != drive && e.Table == search.TokenTable &&
+			patientTokenRow(e.Param) && oneCode(e.Where) {
+			return i
+		}
+	}
+	return -1
+}
+
+// walkedPatient is the id of the Patient a walkable reference condition
+// names, "" when it names a resource of another type.
+func walkedPatient(e search.Exists) string {
+	var typ, id string
+	for _, x := range e.Where.(search.And) {
+		c := x.(search.Cmp)
+		switch c.Col {
+		case search.ColTargetType:
+			typ, _ = c.Value.(string)
+		case search.ColTargetID:
+			id, _ = c.Value.(string)
+		}
+	}
+	if typ != "Patient" {
+		return ""
+	}
+	return id
+}
+
+// oneCode reports whether a token condition is code or system|code: one
+// value, compared for equality.
+func oneCode(w search.Expr) bool {
+	eq := func(x search.Expr, col search.Column) bool {
+		c, ok := x.(search.Cmp)
+		return ok && c.Col == col && c.Op == search.Eq
+	}
+	switch w := w.(type) {
+	case search.Cmp:
+		return eq(w, search.ColCode)
+	case search.And:
+		return len(w) == 2 && (eq(w[0], search.ColSystem) && eq(w[1], search.ColCode) ||
+			eq(w[0], search.ColCode) && eq(w[1], search.ColSystem))
+	}
+	return false
 }
 
 // driveRanks orders the tables by how few rows one value is likely to

@@ -1,8 +1,11 @@
 package sqlstore
 
 import (
+	"net/url"
 	"testing"
 	"time"
+
+	"smartfhir/internal/search"
 )
 
 func TestRebind(t *testing.T) {
@@ -56,6 +59,50 @@ func TestCeilMicro(t *testing.T) {
 	} {
 		if got := ceilMicro(tc.in); got != tc.want {
 			t.Errorf("ceilMicro(%v): got %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestPatientTokenWalk checks which searches walk the patient's tokens
+// (search_token_patient): a Patient named by the `patient` parameter and
+// one token code; every other search keeps its plan.
+func TestPatientTokenWalk(t *testing.T) {
+	reg, err := search.NewRegistry(search.Config{Base: "http://example.org/fhir"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		typ, query string
+		want       string // the parameter walked with the patient, "" for none
+	}{
+		{"Observation", "patient=p&category=laboratory", "category"},
+		{"Observation", "patient=Patient/p&code=http://loinc.org|2339-0&date=ge2020", "code"},
+		{"Observation", "date=ge2020&patient=p&status=final", "status"},
+		{"Observation", "patient=p&code=|2339-0", "code"},
+		{"Condition", "patient=p&clinical-status=active", "clinical-status"},
+		{"Observation", "subject=Patient/p&category=laboratory", ""},     // not the patient parameter
+		{"Observation", "subject:Group=g&category=laboratory", ""},       // not a Patient
+		{"Observation", "patient=p&category=laboratory,vital-signs", ""}, // two codes
+		{"Observation", "patient=p&category:not=laboratory", ""},
+		{"Observation", "patient=p&category=http://terminology.hl7.org/CodeSystem/observation-category|", ""}, // a system alone
+		{"Observation", "patient=p&category:text=lab", ""},
+		{"Observation", "patient=p&date=ge2020", ""},
+		{"Observation", "category=laboratory", ""},
+	} {
+		vals, err := url.ParseQuery(tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, _, err := reg.Parse(tc.typ, vals, true)
+		if err != nil {
+			t.Fatalf("%s?%s: %v", tc.typ, tc.query, err)
+		}
+		got := ""
+		if i := patientTokenWalk(q.Where); i >= 0 {
+			got = q.Where[i].(search.Exists).Param
+		}
+		if got != tc.want {
+			t.Errorf("%s?%s walks the patient's %q tokens, want %q", tc.typ, tc.query, got, tc.want)
 		}
 	}
 }

@@ -36,6 +36,7 @@ func RunSearch(t *testing.T, open func(t *testing.T, reg *search.Registry) store
 	}{
 		{"ParametersOfEveryType", testSearchTypes},
 		{"UpdateAndDeleteReplaceIndexRows", testSearchUpdates},
+		{"PatientTokensFollowWrites", testSearchPatientTokens},
 		{"PagingIsKeysetAndStable", testSearchPaging},
 		{"SortByParameters", testSearchSort},
 		{"TotalOnlyWhenAsked", testSearchTotal},
@@ -221,6 +222,52 @@ func testSearchUpdates(t *testing.T, reg *search.Registry, s store.Store) {
 	}
 }
 
+// testSearchPatientTokens checks that a search for a patient's resources
+// with a token, which reads the tokens by patient (search_token_patient),
+// follows every write: an update that moves a resource to another
+// patient or changes its code, a delete, and a resource whose `patient`
+// parameter names two patients.
+func testSearchPatientTokens(t *testing.T, reg *search.Registry, s store.Store) {
+	create(t, s,
+		`{"resourceType":"Observation","id":"o1","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"2339-0"}]},"subject":{"reference":"Patient/a"}}`,
+		`{"resourceType":"Observation","id":"o2","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"8302-2"}]},"subject":{"reference":"Patient/a"}}`,
+		`{"resourceType":"Provenance","id":"pv","target":[{"reference":"Patient/a"},{"reference":"Patient/b"},{"reference":"Observation/o1"}],"recorded":"2024-01-01T00:00:00Z","agent":[{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/provenance-participant-type","code":"author"}]},"who":{"reference":"Practitioner/x"}}]}`)
+	check := func(typ, query string, want ...string) {
+		t.Helper()
+		if got := find(t, reg, s, typ, query); !slices.Equal(got, want) {
+			t.Errorf("%s?%s = %v, want %v", typ, query, got, want)
+		}
+	}
+	check("Observation", "patient=a&category=laboratory", "o1")
+	check("Observation", "patient=Patient/a&category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory&status=final", "o1")
+	check("Observation", "patient=a&category=http://loinc.org|laboratory")
+	check("Observation", "patient=a&code=8302-2", "o2")
+	check("Observation", "patient=b&category=laboratory")
+	check("Provenance", "patient=a&agent-type=author", "pv")
+	check("Provenance", "patient=b&agent-type=author", "pv")
+
+	ctx := context.Background()
+	err := s.Transact(ctx, func(ctx context.Context, tx store.Tx) error {
+		if err := tx.Put(ctx, &store.Version{Type: "Observation", ID: "o1", VersionID: 2, Method: "PUT", Body: []byte(`{"resourceType":"Observation","id":"o1","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"2339-0"}]},"subject":{"reference":"Patient/b"}}`)}); err != nil {
+			return err
+		}
+		if err := tx.Put(ctx, &store.Version{Type: "Observation", ID: "o2", VersionID: 2, Method: "PUT", Body: []byte(`{"resourceType":"Observation","id":"o2","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/a"}}`)}); err != nil {
+			return err
+		}
+		return tx.Put(ctx, &store.Version{Type: "Provenance", ID: "pv", VersionID: 2, Method: "DELETE", Deleted: true})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("Observation", "patient=a&category=laboratory")
+	check("Observation", "patient=b&category=laboratory", "o1")
+	check("Observation", "patient=a&code=8302-2")
+	check("Observation", "patient=a&code=8867-4", "o2")
+	check("Observation", "patient=a&category=vital-signs")
+	check("Provenance", "patient=a&agent-type=author")
+	check("Provenance", "patient=b&agent-type=author")
+}
+
 func page(t *testing.T, reg *search.Registry, s store.Store, typ, query, cursor string, count int) *store.SearchResult {
 	t.Helper()
 	params, _ := url.ParseQuery(query)
@@ -247,6 +294,17 @@ func testSearchPaging(t *testing.T, reg *search.Registry, s store.Store) {
 	t.Run("driven by a walked reference", func(t *testing.T) {
 		checkPaging(t, reg, s, "Observation", "patient=pp", func(id string) string {
 			return `{"resourceType":"Observation","id":"` + id + `","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/pp"}}`
+		})
+	})
+	// A patient with a token is walked through the patient's tokens
+	// (search_token_patient); the other resources of the patient and
+	// the other patients' are not on the pages.
+	t.Run("driven by a patient's token", func(t *testing.T) {
+		create(t, s,
+			`{"resourceType":"Condition","id":"other-code","code":{"coding":[{"system":"http://snomed.info/sct","code":"2"}]},"subject":{"reference":"Patient/pt"}}`,
+			`{"resourceType":"Condition","id":"other-patient","code":{"coding":[{"system":"http://snomed.info/sct","code":"1"}]},"subject":{"reference":"Patient/pu"}}`)
+		checkPaging(t, reg, s, "Condition", "patient=pt&code=http://snomed.info/sct|1", func(id string) string {
+			return `{"resourceType":"Condition","id":"` + id + `","code":{"coding":[{"system":"http://snomed.info/sct","code":"1"}]},"subject":{"reference":"Patient/pt"}}`
 		})
 	})
 }
