@@ -69,7 +69,8 @@ func (tx *Tx) indexStatements(stmts []Statement, rid int64, v *store.Version, fr
 			stmts = append(stmts, Statement{"DELETE FROM " + t.name + " WHERE rid = ?", []any{rid}})
 		}
 		stmts = append(stmts, Statement{"DELETE FROM search_compartment WHERE rid = ?", []any{rid}},
-			Statement{"DELETE FROM search_token_patient WHERE rid = ?", []any{rid}})
+			Statement{"DELETE FROM search_token_patient WHERE rid = ?", []any{rid}},
+			Statement{"DELETE FROM search_date_patient WHERE rid = ?", []any{rid}})
 	}
 	if v.Deleted {
 		return stmts, nil
@@ -137,7 +138,7 @@ func insertIndex(stmts []Statement, rid int64, keys map[string]int64, typ string
 		// Every parameter of the registry got its key at migration.
 		return nil, fmt.Errorf("search parameter %s.%s has no key: the database was not migrated with this registry", typ, missing)
 	}
-	stmts = patientTokens(stmts, rid, keys, ix)
+	stmts = byPatient(stmts, rid, keys, ix)
 	// A Group is in the compartment of each of its members: thousands.
 	for start := 0; start < len(ix.Patients); start += compartmentBatch {
 		chunk := ix.Patients[start:min(start+compartmentBatch, len(ix.Patients))]
@@ -151,15 +152,16 @@ func insertIndex(stmts []Statement, rid int64, keys map[string]int64, typ string
 	return stmts, nil
 }
 
-// patientTokens appends the INSERTs of the rows of search_token_patient
-// (migration 0014): each token of ix once for each patient that the
-// resource's `patient` parameter names. A search for a patient's resources
-// with a token (Observation?patient=…&category=laboratory) then reads one
-// range in rid order instead of probing each of the patient's resources
-// for the token. Rows that no search pairs with a patient are left out:
-// composite components ("$" in the row's name) and the :text and :of-type
-// rows.
-func patientTokens(stmts []Statement, rid int64, keys map[string]int64, ix *search.Index) []Statement {
+// byPatient appends the INSERTs of the rows of the index tables by
+// patient (migration 0014): each token and each date of ix once
+// for each patient that the resource's `patient` parameter names. A search
+// for a patient's resources with a token or a date
+// (Observation?patient=…&category=laboratory, Encounter?patient=…&date=ge…)
+// then reads one range of the table in rid order, where it would walk all
+// of the patient's resources of the type and probe each. Rows that no
+// search pairs with a patient are left out: composite components ("$" in
+// the row's name) and the :text and :of-type rows.
+func byPatient(stmts []Statement, rid int64, keys map[string]int64, ix *search.Index) []Statement {
 	var patients []string
 	for _, r := range ix.References {
 		if r.Param == patientParam && r.TargetType == "Patient" && r.TargetID != "" && !slices.Contains(patients, r.TargetID) {
@@ -169,56 +171,86 @@ func patientTokens(stmts []Statement, rid int64, keys map[string]int64, ix *sear
 	if len(patients) == 0 {
 		return stmts
 	}
-	type row struct {
-		pid                   int64
-		patient, code, system string
-	}
-	var rows []row
-	seen := make(map[row]bool)
-	for _, t := range ix.Tokens {
-		if !patientTokenRow(t.Param) {
-			continue
+	// each adds the rows of one table: n rows of ix, each with its
+	// parameter and the values after the patient, equal rows once.
+	each := func(table string, n int, row func(i int) (string, [2]any)) {
+		type key struct {
+			pid     int64
+			patient string
+			vals    [2]any
 		}
-		for _, p := range patients {
-			r := row{keys[t.Param], p, t.Code, t.System}
-			if !seen[r] {
-				seen[r] = true
-				rows = append(rows, r)
+		var args []any
+		seen := make(map[key]bool)
+		rows := 0
+		flush := func() {
+			if rows > 0 {
+				stmts = append(stmts, Statement{byPatientInsert(table, rows), args})
+				args, rows = nil, 0
 			}
 		}
-	}
-	for start := 0; start < len(rows); start += insertBatch {
-		chunk := rows[start:min(start+insertBatch, len(rows))]
-		args := make([]any, 0, 5*len(chunk))
-		for _, r := range chunk {
-			args = append(args, rid, r.pid, r.patient, r.code, r.system)
+		for i := range n {
+			param, vals := row(i)
+			if !byPatientRow(param) {
+				continue
+			}
+			for _, p := range patients {
+				k := key{keys[param], p, vals}
+				if seen[k] {
+					continue
+				}
+				seen[k] = true
+				args = append(args, rid, k.pid, p, vals[0], vals[1])
+				if rows++; rows == insertBatch {
+					flush()
+				}
+			}
 		}
-		stmts = append(stmts, Statement{patientTokenInsert(len(chunk)), args})
+		flush()
 	}
+	each("search_token_patient", len(ix.Tokens), func(i int) (string, [2]any) {
+		t := ix.Tokens[i]
+		return t.Param, [2]any{t.Code, t.System}
+	})
+	each("search_date_patient", len(ix.Dates), func(i int) (string, [2]any) {
+		d := ix.Dates[i]
+		return d.Param, [2]any{d.Low, d.High}
+	})
 	return stmts
 }
 
-// patientParam is the reference parameter whose target search_token_patient
-// keys a resource's tokens by.
+// patientParam is the reference parameter whose target the index tables
+// by patient key a resource's rows by.
 const patientParam = "patient"
 
-// patientTokenRow reports whether token rows named param go into
-// search_token_patient: those of a parameter, not of a composite's
-// component or of a modifier.
-func patientTokenRow(param string) bool {
+// byPatientRow reports whether the rows named param go into the index
+// tables by patient: those of a parameter, not of a composite's component
+// or of a modifier.
+func byPatientRow(param string) bool {
 	return !strings.ContainsAny(param, "$:")
 }
 
-// patientTokenSQL caches the INSERT text per row count.
-var patientTokenSQL sync.Map // int → string
+// byPatientColumns are the value columns of the index tables by patient.
+var byPatientColumns = map[string]string{
+	"search_token_patient": "code, system",
+	"search_date_patient":  "low, high",
+}
 
-func patientTokenInsert(rows int) string {
-	if s, ok := patientTokenSQL.Load(rows); ok {
+// byPatientSQL caches the INSERT text per table and row count.
+var byPatientSQL sync.Map // byPatientStatement → string
+
+type byPatientStatement struct {
+	table string
+	rows  int
+}
+
+func byPatientInsert(table string, rows int) string {
+	k := byPatientStatement{table, rows}
+	if s, ok := byPatientSQL.Load(k); ok {
 		return s.(string)
 	}
-	s := "INSERT INTO search_token_patient (rid, pid, patient, code, system) VALUES " +
+	s := "INSERT INTO " + table + " (rid, pid, patient, " + byPatientColumns[table] + ") VALUES " +
 		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", rows), ", ")
-	patientTokenSQL.Store(rows, s)
+	byPatientSQL.Store(k, s)
 	return s
 }
 

@@ -88,10 +88,10 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query, cached bo
 		where := where
 		if walk {
 			b.fence = db.d.ProbeFence
-			if i := patientTokenWalk(where); i >= 0 {
-				// The walk reads the token itself: no probe for it.
+			if i, _ := patientWalk(where); i >= 0 {
+				// The walk reads the condition itself: no probe for it.
 				e := where[i].(search.Exists)
-				b.token = &e
+				b.byPatient = &e
 				where = slices.Delete(slices.Clone(where), i, i+1)
 			}
 		}
@@ -109,8 +109,8 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query, cached bo
 	sortKeys := sortColumns(q.Sort, keys[q.Type])
 	walk := q.Count > 0 && len(sortKeys) == 1 && walkable(where)
 	walked := "search_reference" // the index the walk reads, as d
-	if walk && patientTokenWalk(where) >= 0 {
-		walked = "search_token_patient"
+	if i, table := patientWalk(where); walk && i >= 0 {
+		walked = table
 	}
 	// One plan, made without the values, serves a walked page for every
 	// value: it walks the reference's index entries in rid order, probes
@@ -398,9 +398,9 @@ type sqlBuilder struct {
 	// walkable), as conditions on the joined index alias d rather than
 	// as rid IN (…).
 	walk bool
-	// token, with walk, is the token condition that the walk reads
-	// with the patient from search_token_patient (patientTokenWalk).
-	token *search.Exists
+	// byPatient, with walk, is the condition that the walk reads with
+	// the patient from an index table by patient (patientWalk).
+	byPatient *search.Exists
 	// keys are the parameters' keys, which index lookups filter on.
 	keys paramKeys
 	// fence ends the subquery of a probe (Dialect.ProbeFence).
@@ -584,12 +584,12 @@ func (b *sqlBuilder) topAnd(res string, and search.And) error {
 			if i != drive {
 				return b.exists(res, e, true)
 			}
-			if b.walk && b.token != nil {
+			if c := b.byPatient; b.walk && c != nil {
 				// The patient's id is the reference's target id
-				// (patientTokenWalk).
+				// (patientWalk).
 				b.sb.WriteString("d.pid = ? AND d.patient = ? AND ")
-				b.args = append(b.args, b.pid(res, b.token.Param), walkedPatient(e))
-				return b.exprIn(res, search.TokenTable, "d", b.token.Where)
+				b.args = append(b.args, b.pid(res, c.Param), walkedPatient(e))
+				return b.exprIn(res, c.Table, "d", c.Where)
 			}
 			if b.walk {
 				b.sb.WriteString("d.pid = ? AND ")
@@ -652,28 +652,45 @@ func walkable(and search.And) bool {
 	return typ && id
 }
 
-// patientTokenWalk returns the index in and of a token condition that a
-// walk may read from search_token_patient, -1 when there is none: the
-// driver is walkable and is the `patient` parameter naming a Patient, and
-// the condition is one code, with or without its system, of a parameter
-// whose tokens that table holds (patientTokenRow). The walk then reads
-// only the patient's resources that have the token, in rid order, where
-// it would walk all of the patient's resources of the type and probe each.
-func patientTokenWalk(and search.And) int {
+// byPatientTables are the index tables by patient (index.go, byPatient),
+// in the order a walk prefers them: a token's rows are keyed by code, so
+// the walk reads only the patient's resources that have it; a date's by
+// rid, so the walk reads the patient's dates of the parameter and keeps
+// those in range, without a probe.
+var byPatientTables = []struct {
+	of    search.Table
+	name  string
+	walks func(where search.Expr) bool // the conditions it serves
+}{
+	{search.TokenTable, "search_token_patient", oneCode},
+	{search.DateTable, "search_date_patient", func(where search.Expr) bool { return where != nil }},
+}
+
+// patientWalk returns the index in and of a condition that a walk may read
+// from an index table by patient, and that table; -1 when there is none.
+// The driver must be walkable and be the `patient` parameter naming a
+// Patient, and the condition a token's one code (with or without its
+// system) or a date's comparison, of a parameter the table holds
+// (byPatientRow). The walk then reads the patient's rows of the table for
+// that parameter, in rid order, where it would walk all of the patient's
+// resources of the type and probe each for the condition.
+func patientWalk(and search.And) (int, string) {
 	if !walkable(and) {
-		return -1
+		return -1, ""
 	}
 	drive := driver(and)
 	if e := and[drive].(search.Exists); e.Param != patientParam || walkedPatient(e) == "" {
-		return -1
+		return -1, ""
 	}
-	for i, x := range and {
-		if e, ok := x.(search.Exists); ok && i != drive && e.Table == search.TokenTable &&
-			patientTokenRow(e.Param) && oneCode(e.Where) {
-			return i
+	for _, t := range byPatientTables {
+		for i, x := range and {
+			if e, ok := x.(search.Exists); ok && i != drive && e.Table == t.of &&
+				byPatientRow(e.Param) && t.walks(e.Where) {
+				return i, t.name
+			}
 		}
 	}
-	return -1
+	return -1, ""
 }
 
 // walkedPatient is the id of the Patient a walkable reference condition

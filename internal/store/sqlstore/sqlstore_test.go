@@ -63,31 +63,35 @@ func TestCeilMicro(t *testing.T) {
 	}
 }
 
-// TestPatientTokenWalk checks which searches walk the patient's tokens
-// (search_token_patient): a Patient named by the `patient` parameter and
-// one token code; every other search keeps its plan.
-func TestPatientTokenWalk(t *testing.T) {
+// TestPatientWalk checks which searches walk an index table by patient: a
+// Patient named by the `patient` parameter and a token's one code (first
+// choice) or a date; every other search keeps its plan.
+func TestPatientWalk(t *testing.T) {
 	reg, err := search.NewRegistry(search.Config{Base: "http://example.org/fhir"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		typ, query string
-		want       string // the parameter walked with the patient, "" for none
+		want       string // the table and the parameter walked with the patient, "" for none
 	}{
-		{"Observation", "patient=p&category=laboratory", "category"},
-		{"Observation", "patient=Patient/p&code=http://loinc.org|2339-0&date=ge2020", "code"},
-		{"Observation", "date=ge2020&patient=p&status=final", "status"},
-		{"Observation", "patient=p&code=|2339-0", "code"},
-		{"Condition", "patient=p&clinical-status=active", "clinical-status"},
-		{"Observation", "subject=Patient/p&category=laboratory", ""},     // not the patient parameter
-		{"Observation", "subject:Group=g&category=laboratory", ""},       // not a Patient
-		{"Observation", "patient=p&category=laboratory,vital-signs", ""}, // two codes
-		{"Observation", "patient=p&category:not=laboratory", ""},
+		{"Observation", "patient=p&category=laboratory", "search_token_patient category"},
+		{"Observation", "patient=Patient/p&code=http://loinc.org|2339-0&date=ge2020", "search_token_patient code"},
+		{"Observation", "date=ge2020&patient=p&status=final", "search_token_patient status"},
+		{"Observation", "patient=p&code=|2339-0", "search_token_patient code"},
+		{"Condition", "patient=p&clinical-status=active", "search_token_patient clinical-status"},
+		{"Encounter", "patient=p&date=ge2015-01-01", "search_date_patient date"},
+		{"Observation", "patient=p&date=2020&category=laboratory,vital-signs", "search_date_patient date"},
+		{"Observation", "subject=Patient/p&category=laboratory", ""},                                          // not the patient parameter
+		{"Observation", "subject:Group=g&category=laboratory", ""},                                            // not a Patient
+		{"Observation", "patient=p&category=laboratory,vital-signs", ""},                                      // two codes
+		{"Observation", "patient=p&date=2020,2021", ""},                                                       // two dates
+		{"Observation", "patient=p&category:not=laboratory", ""},                                              // a negation
 		{"Observation", "patient=p&category=http://terminology.hl7.org/CodeSystem/observation-category|", ""}, // a system alone
 		{"Observation", "patient=p&category:text=lab", ""},
-		{"Observation", "patient=p&date=ge2020", ""},
-		{"Observation", "category=laboratory", ""},
+		{"Observation", "patient=p&date:missing=true", ""},
+		{"Observation", "patient=p&code-value-quantity=2339-0$gt100", ""}, // a composite
+		{"Observation", "category=laboratory&date=ge2020", ""},
 	} {
 		vals, err := url.ParseQuery(tc.query)
 		if err != nil {
@@ -98,11 +102,11 @@ func TestPatientTokenWalk(t *testing.T) {
 			t.Fatalf("%s?%s: %v", tc.typ, tc.query, err)
 		}
 		got := ""
-		if i := patientTokenWalk(q.Where); i >= 0 {
-			got = q.Where[i].(search.Exists).Param
+		if i, table := patientWalk(q.Where); i >= 0 {
+			got = table + " " + q.Where[i].(search.Exists).Param
 		}
 		if got != tc.want {
-			t.Errorf("%s?%s walks the patient's %q tokens, want %q", tc.typ, tc.query, got, tc.want)
+			t.Errorf("%s?%s walks %q, want %q", tc.typ, tc.query, got, tc.want)
 		}
 	}
 }

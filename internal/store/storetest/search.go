@@ -36,7 +36,7 @@ func RunSearch(t *testing.T, open func(t *testing.T, reg *search.Registry) store
 	}{
 		{"ParametersOfEveryType", testSearchTypes},
 		{"UpdateAndDeleteReplaceIndexRows", testSearchUpdates},
-		{"PatientTokensFollowWrites", testSearchPatientTokens},
+		{"PatientIndexesFollowWrites", testSearchByPatient},
 		{"PagingIsKeysetAndStable", testSearchPaging},
 		{"SortByParameters", testSearchSort},
 		{"TotalOnlyWhenAsked", testSearchTotal},
@@ -222,16 +222,19 @@ func testSearchUpdates(t *testing.T, reg *search.Registry, s store.Store) {
 	}
 }
 
-// testSearchPatientTokens checks that a search for a patient's resources
-// with a token, which reads the tokens by patient (search_token_patient),
-// follows every write: an update that moves a resource to another
-// patient or changes its code, a delete, and a resource whose `patient`
-// parameter names two patients.
-func testSearchPatientTokens(t *testing.T, reg *search.Registry, s store.Store) {
+// testSearchByPatient checks that a search for a patient's resources with
+// a token or a date, which reads the index tables by patient
+// (search_token_patient, search_date_patient), follows every write: an
+// update that moves a resource to another patient or changes its code or
+// date, a delete, and a resource whose `patient` parameter names two
+// patients.
+func testSearchByPatient(t *testing.T, reg *search.Registry, s store.Store) {
 	create(t, s,
 		`{"resourceType":"Observation","id":"o1","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"2339-0"}]},"subject":{"reference":"Patient/a"}}`,
 		`{"resourceType":"Observation","id":"o2","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"8302-2"}]},"subject":{"reference":"Patient/a"}}`,
-		`{"resourceType":"Provenance","id":"pv","target":[{"reference":"Patient/a"},{"reference":"Patient/b"},{"reference":"Observation/o1"}],"recorded":"2024-01-01T00:00:00Z","agent":[{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/provenance-participant-type","code":"author"}]},"who":{"reference":"Practitioner/x"}}]}`)
+		`{"resourceType":"Provenance","id":"pv","target":[{"reference":"Patient/a"},{"reference":"Patient/b"},{"reference":"Observation/o1"}],"recorded":"2024-01-01T00:00:00Z","agent":[{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/provenance-participant-type","code":"author"}]},"who":{"reference":"Practitioner/x"}}]}`,
+		`{"resourceType":"Encounter","id":"e1","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/a"},"period":{"start":"2015-03-01T10:00:00Z","end":"2015-03-01T11:00:00Z"}}`,
+		`{"resourceType":"Encounter","id":"e2","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/a"},"period":{"start":"2012-06-01","end":"2012-06-02"}}`)
 	check := func(typ, query string, want ...string) {
 		t.Helper()
 		if got := find(t, reg, s, typ, query); !slices.Equal(got, want) {
@@ -245,6 +248,14 @@ func testSearchPatientTokens(t *testing.T, reg *search.Registry, s store.Store) 
 	check("Observation", "patient=b&category=laboratory")
 	check("Provenance", "patient=a&agent-type=author", "pv")
 	check("Provenance", "patient=b&agent-type=author", "pv")
+	check("Provenance", "patient=b&when=2024")
+	check("Provenance", "patient=b&recorded=2024", "pv")
+	check("Encounter", "patient=a&date=ge2015-01-01", "e1")
+	check("Encounter", "patient=a&date=lt2015-01-01", "e2")
+	check("Encounter", "patient=a&date=2015-03-01", "e1")
+	check("Encounter", "patient=a&date=2015-03-01T10:30:00Z") // eq: the second does not contain the hour
+	check("Encounter", "patient=a&date=ap2012-06", "e2")
+	check("Encounter", "patient=b&date=ge2000")
 
 	ctx := context.Background()
 	err := s.Transact(ctx, func(ctx context.Context, tx store.Tx) error {
@@ -252,6 +263,9 @@ func testSearchPatientTokens(t *testing.T, reg *search.Registry, s store.Store) 
 			return err
 		}
 		if err := tx.Put(ctx, &store.Version{Type: "Observation", ID: "o2", VersionID: 2, Method: "PUT", Body: []byte(`{"resourceType":"Observation","id":"o2","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/a"}}`)}); err != nil {
+			return err
+		}
+		if err := tx.Put(ctx, &store.Version{Type: "Encounter", ID: "e2", VersionID: 2, Method: "PUT", Body: []byte(`{"resourceType":"Encounter","id":"e2","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/b"},"period":{"start":"2016-06-01","end":"2016-06-02"}}`)}); err != nil {
 			return err
 		}
 		return tx.Put(ctx, &store.Version{Type: "Provenance", ID: "pv", VersionID: 2, Method: "DELETE", Deleted: true})
@@ -266,6 +280,10 @@ func testSearchPatientTokens(t *testing.T, reg *search.Registry, s store.Store) 
 	check("Observation", "patient=a&category=vital-signs")
 	check("Provenance", "patient=a&agent-type=author")
 	check("Provenance", "patient=b&agent-type=author")
+	check("Provenance", "patient=b&recorded=2024")
+	check("Encounter", "patient=a&date=lt2015-01-01")
+	check("Encounter", "patient=a&date=ge2015-01-01", "e1")
+	check("Encounter", "patient=b&date=ge2016", "e2")
 }
 
 func page(t *testing.T, reg *search.Registry, s store.Store, typ, query, cursor string, count int) *store.SearchResult {
@@ -305,6 +323,14 @@ func testSearchPaging(t *testing.T, reg *search.Registry, s store.Store) {
 			`{"resourceType":"Condition","id":"other-patient","code":{"coding":[{"system":"http://snomed.info/sct","code":"1"}]},"subject":{"reference":"Patient/pu"}}`)
 		checkPaging(t, reg, s, "Condition", "patient=pt&code=http://snomed.info/sct|1", func(id string) string {
 			return `{"resourceType":"Condition","id":"` + id + `","code":{"coding":[{"system":"http://snomed.info/sct","code":"1"}]},"subject":{"reference":"Patient/pt"}}`
+		})
+	})
+	t.Run("driven by a patient's dates", func(t *testing.T) {
+		create(t, s,
+			`{"resourceType":"Encounter","id":"too-early","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/pd"},"period":{"start":"2001-01-01","end":"2001-01-02"}}`,
+			`{"resourceType":"Encounter","id":"other-patient","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/pe"},"period":{"start":"2021-01-01"}}`)
+		checkPaging(t, reg, s, "Encounter", "patient=pd&date=ge2020", func(id string) string {
+			return `{"resourceType":"Encounter","id":"` + id + `","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/pd"},"period":{"start":"2021-01-01"}}`
 		})
 	})
 }
