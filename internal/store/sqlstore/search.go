@@ -81,8 +81,9 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query, cached bo
 		}
 	}
 	// The conditions on r. A page in rid order may walk a reference's
-	// index entries (walkable), joined as d; the count then needs them
-	// as rid IN (…).
+	// index entries (walkable), or a patient's tokens or dates
+	// (patientWalk), joined as d; the count then needs them as
+	// rid IN (…).
 	conditions := func(walk bool) (string, []any, error) {
 		b := &sqlBuilder{access: q.Access, walk: walk, keys: keys}
 		where := where
@@ -113,7 +114,8 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query, cached bo
 		walked = table
 	}
 	// One plan, made without the values, serves a walked page for every
-	// value: it walks the reference's index entries in rid order, probes
+	// value: it walks the index entries of the reference (or of the
+	// patient's token or dates) in rid order, probes
 	// the other conditions and stops at the page's end, whether the
 	// patient has 38 Observations or 2,265. Any other search's best plan
 	// depends on its values, and runs on a plan made for them. Measured
