@@ -68,9 +68,10 @@ func (tx *Tx) indexStatements(stmts []Statement, rid int64, v *store.Version, fr
 		for _, t := range indexTables {
 			stmts = append(stmts, Statement{"DELETE FROM " + t.name + " WHERE rid = ?", []any{rid}})
 		}
-		stmts = append(stmts, Statement{"DELETE FROM search_compartment WHERE rid = ?", []any{rid}},
-			Statement{"DELETE FROM search_token_patient WHERE rid = ?", []any{rid}},
-			Statement{"DELETE FROM search_date_patient WHERE rid = ?", []any{rid}})
+		stmts = append(stmts, Statement{"DELETE FROM search_compartment WHERE rid = ?", []any{rid}})
+		for _, t := range byPatientTables {
+			stmts = append(stmts, Statement{"DELETE FROM " + t.name + " WHERE rid = ?", []any{rid}})
+		}
 	}
 	if v.Deleted {
 		return stmts, nil
@@ -173,7 +174,7 @@ func byPatient(stmts []Statement, rid int64, keys map[string]int64, ix *search.I
 	}
 	// each adds the rows of one table: n rows of ix, each with its
 	// parameter and the values after the patient, equal rows once.
-	each := func(table string, n int, row func(i int) (string, [2]any)) {
+	each := func(table int, n int, row func(i int) (string, [2]any)) {
 		type key struct {
 			pid     int64
 			patient string
@@ -207,16 +208,37 @@ func byPatient(stmts []Statement, rid int64, keys map[string]int64, ix *search.I
 		}
 		flush()
 	}
-	each("search_token_patient", len(ix.Tokens), func(i int) (string, [2]any) {
+	each(tokensByPatient, len(ix.Tokens), func(i int) (string, [2]any) {
 		t := ix.Tokens[i]
 		return t.Param, [2]any{t.Code, t.System}
 	})
-	each("search_date_patient", len(ix.Dates), func(i int) (string, [2]any) {
+	each(datesByPatient, len(ix.Dates), func(i int) (string, [2]any) {
 		d := ix.Dates[i]
 		return d.Param, [2]any{d.Low, d.High}
 	})
 	return stmts
 }
+
+// byPatientTables are the index tables by patient (migration 0014), in the
+// order a walk prefers them (search.go, patientWalk): a token's rows are
+// keyed by code, so the walk reads only the patient's resources that have
+// it; a date's by rid, so the walk reads the patient's dates of the
+// parameter and keeps those in range, without a probe.
+var byPatientTables = []struct {
+	of    search.Table
+	name  string
+	cols  string                       // the value columns after rid, pid, patient
+	walks func(where search.Expr) bool // the conditions a walk of it serves
+}{
+	tokensByPatient: {search.TokenTable, "search_token_patient", "code, system", oneCode},
+	datesByPatient:  {search.DateTable, "search_date_patient", "low, high", func(where search.Expr) bool { return where != nil }},
+}
+
+// The indexes of byPatientTables.
+const (
+	tokensByPatient = iota
+	datesByPatient
+)
 
 // patientParam is the reference parameter whose target the index tables
 // by patient key a resource's rows by.
@@ -229,26 +251,18 @@ func byPatientRow(param string) bool {
 	return !strings.ContainsAny(param, "$:")
 }
 
-// byPatientColumns are the value columns of the index tables by patient.
-var byPatientColumns = map[string]string{
-	"search_token_patient": "code, system",
-	"search_date_patient":  "low, high",
-}
-
 // byPatientSQL caches the INSERT text per table and row count.
 var byPatientSQL sync.Map // byPatientStatement → string
 
-type byPatientStatement struct {
-	table string
-	rows  int
-}
+type byPatientStatement struct{ table, rows int }
 
-func byPatientInsert(table string, rows int) string {
+func byPatientInsert(table, rows int) string {
 	k := byPatientStatement{table, rows}
 	if s, ok := byPatientSQL.Load(k); ok {
 		return s.(string)
 	}
-	s := "INSERT INTO " + table + " (rid, pid, patient, " + byPatientColumns[table] + ") VALUES " +
+	t := byPatientTables[table]
+	s := "INSERT INTO " + t.name + " (rid, pid, patient, " + t.cols + ") VALUES " +
 		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", rows), ", ")
 	byPatientSQL.Store(k, s)
 	return s

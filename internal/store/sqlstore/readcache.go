@@ -146,11 +146,16 @@ func (c *readCache) getEach(g Generation, typ string, n int, id func(i int) stri
 	}
 }
 
+// entrySize is what caching v counts against the budget.
+func entrySize(v *store.Version) int {
+	return len(v.Body) + len(v.Type) + len(v.ID) + cacheEntryOverhead
+}
+
 // put caches v, read in Generation g (looked at before the read began).
 // A version read while a commit was under way may be newer than g; it is
 // only ever served while the Generation is still g, which it no longer is.
 func (c *readCache) put(g Generation, v *store.Version) {
-	size := len(v.Body) + len(v.Type) + len(v.ID) + cacheEntryOverhead
+	size := entrySize(v)
 	if size > c.budget/8 {
 		return
 	}
@@ -168,7 +173,7 @@ func (c *readCache) put(g Generation, v *store.Version) {
 		if old.VersionID == v.VersionID {
 			return
 		}
-		c.hotBytes -= len(old.Body) + len(old.Type) + len(old.ID) + cacheEntryOverhead
+		c.hotBytes -= entrySize(old)
 	}
 	c.hot[k] = &cp
 	c.hotBytes += size

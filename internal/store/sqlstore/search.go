@@ -80,20 +80,29 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query, cached bo
 			where = append(slices.Clone(where), flatten(cond)...)
 		}
 	}
-	// The conditions on r. A page in rid order may walk a reference's
-	// index entries (walkable), or a patient's tokens or dates
-	// (patientWalk), joined as d; the count then needs them as
-	// rid IN (…).
+	// A page in rid order may walk a reference's index entries
+	// (walkable), or a patient's tokens or dates (patientWalk: the
+	// condition of where at byPatient), joined as d.
+	sortKeys := sortColumns(q.Sort, keys[q.Type])
+	walk := q.Count > 0 && len(sortKeys) == 1 && walkable(where)
+	walked, byPatient := "search_reference", -1
+	if walk {
+		if i, table := patientWalk(where); i >= 0 {
+			walked, byPatient = table, i
+		}
+	}
+	// The conditions on r: with walk, on d too (the count is not walked
+	// and needs them as rid IN (…)).
 	conditions := func(walk bool) (string, []any, error) {
 		b := &sqlBuilder{access: q.Access, walk: walk, keys: keys}
 		where := where
 		if walk {
 			b.fence = db.d.ProbeFence
-			if i, _ := patientWalk(where); i >= 0 {
+			if byPatient >= 0 {
 				// The walk reads the condition itself: no probe for it.
-				e := where[i].(search.Exists)
+				e := where[byPatient].(search.Exists)
 				b.byPatient = &e
-				where = slices.Delete(slices.Clone(where), i, i+1)
+				where = slices.Delete(slices.Clone(where), byPatient, byPatient+1)
 			}
 		}
 		b.setType("r", q.Type)
@@ -106,12 +115,6 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query, cached bo
 			}
 		}
 		return b.sb.String(), b.args, nil
-	}
-	sortKeys := sortColumns(q.Sort, keys[q.Type])
-	walk := q.Count > 0 && len(sortKeys) == 1 && walkable(where)
-	walked := "search_reference" // the index the walk reads, as d
-	if i, table := patientWalk(where); walk && i >= 0 {
-		walked = table
 	}
 	// One plan, made without the values, serves a walked page for every
 	// value: it walks the index entries of the reference (or of the
@@ -652,20 +655,6 @@ func walkable(and search.And) bool {
 		id = id || c.Col == search.ColTargetID
 	}
 	return typ && id
-}
-
-// byPatientTables are the index tables by patient (index.go, byPatient),
-// in the order a walk prefers them: a token's rows are keyed by code, so
-// the walk reads only the patient's resources that have it; a date's by
-// rid, so the walk reads the patient's dates of the parameter and keeps
-// those in range, without a probe.
-var byPatientTables = []struct {
-	of    search.Table
-	name  string
-	walks func(where search.Expr) bool // the conditions it serves
-}{
-	{search.TokenTable, "search_token_patient", oneCode},
-	{search.DateTable, "search_date_patient", func(where search.Expr) bool { return where != nil }},
 }
 
 // patientWalk returns the index in and of a condition that a walk may read

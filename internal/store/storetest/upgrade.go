@@ -20,8 +20,9 @@ type Upgrader interface {
 // RunIndexUpgrade checks that index rows written by an older release, under
 // migration 0009's tables (the resource type and the parameter code in each
 // row), stay searchable through the migrations that rebuild those tables:
-// 0010 (no foreign keys), 0011 (SQLite: clustered by rid) and 0013
-// (parameter keys). open opens the same empty, unmigrated database each
+// 0010 (no foreign keys), 0011 (SQLite: clustered by rid), 0013
+// (parameter keys) and 0014 (the tables by patient, filled from them). open
+// opens the same empty, unmigrated database each
 // time, with reg when it is not nil; the database of the second call is
 // returned, migrated, for the backend's own checks.
 func RunIndexUpgrade(t *testing.T, open func(reg *search.Registry) Upgrader) Upgrader {
@@ -63,6 +64,10 @@ func RunIndexUpgrade(t *testing.T, open func(reg *search.Registry) Upgrader) Upg
 		{"Observation", "code-value-quantity=8302-2$gt100", "o"},
 		{"Observation", "subject:Patient.name=quinn&date=ge2021", "o2"},
 		{"Observation", "patient=p&_sort=-date&_count=1", "o2"},
+		// Walked through the tables by patient that migration 0014
+		// filled from the rows above: a token, then a date.
+		{"Observation", "patient=p&code=8867-4", "o2"},
+		{"Observation", "patient=p&date=ge2021", "o2"},
 	} {
 		vals, _ := url.ParseQuery(tt.query)
 		q, _, err := reg.Parse(tt.typ, vals, true)
