@@ -50,24 +50,41 @@ func Open(ctx context.Context, url string, cfg sqlstore.Config) (*sqlstore.DB, e
 	// a search). Searches whose best plan depends on the values ask for
 	// per-run plans (sqlstore.PerRunPlanner): they run on a second pool
 	// whose sessions plan every run (plan_cache_mode=force_custom_plan),
-	// so that they keep their prepared statements and are parsed once. A
-	// plan_cache_mode given in the URL applies to both pools.
-	perRunConfig := pc.Copy()
-	if _, ok := pc.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok {
-		perRunConfig.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	// so that they keep their prepared statements and are parsed once.
+	// Searches whose plan does not depend on the values at all, but which
+	// PostgreSQL would not trust to a generic plan, run on a third pool
+	// whose sessions make one at once (sqlstore.GenericPlanner,
+	// plan_cache_mode=force_generic_plan). A plan_cache_mode given in the
+	// URL applies to every pool. Each pool's sessions carry its name in
+	// application_name (pg_stat_activity): smartfhir (or the URL's
+	// application_name), then /per-run and /generic.
+	app := pc.ConnConfig.RuntimeParams["application_name"]
+	if app == "" {
+		app = "smartfhir"
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		return nil, fmt.Errorf("postgres.Open: %w", err)
+	modes := []struct{ mode, suffix string }{{"", ""}, {"force_custom_plan", "/per-run"}, {"force_generic_plan", "/generic"}}
+	pools := make([]*pgxpool.Pool, 0, len(modes))
+	closeAll := func() {
+		for _, p := range pools {
+			p.Close()
+		}
 	}
-	perRunPool, err := pgxpool.NewWithConfig(ctx, perRunConfig)
-	if err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("postgres.Open: %w", err)
+	for _, m := range modes {
+		c := pc.Copy()
+		c.ConnConfig.RuntimeParams["application_name"] = app + m.suffix
+		if _, ok := pc.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok && m.mode != "" {
+			c.ConnConfig.RuntimeParams["plan_cache_mode"] = m.mode
+		}
+		p, err := pgxpool.NewWithConfig(ctx, c)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("postgres.Open: %w", err)
+		}
+		pools = append(pools, p)
 	}
-	if err := errors.Join(pool.Ping(ctx), perRunPool.Ping(ctx)); err != nil {
-		pool.Close()
-		perRunPool.Close()
+	drv := &driver{pool: pools[0], perRun: pools[1], generic: pools[2]}
+	if err := drv.Ping(ctx); err != nil {
+		closeAll()
 		return nil, fmt.Errorf("postgres.Open: %w", err)
 	}
 	migrations, err := fs.Sub(migrationFiles, "migrations")
@@ -98,7 +115,7 @@ func Open(ctx context.Context, url string, cfg sqlstore.Config) (*sqlstore.DB, e
 		ReserveSeq: "SELECT nextval('audit_seq') FROM generate_series(1, ?::integer)",
 		AuditLock:  fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", auditLockKey),
 	}
-	return sqlstore.New(&driver{pool: pool, perRun: perRunPool}, d, cfg), nil
+	return sqlstore.New(drv, d, cfg), nil
 }
 
 func sqlState(err error) string {
@@ -118,6 +135,9 @@ type driver struct {
 	// perRun is the pool of PerRun: its sessions plan every statement
 	// for its values.
 	perRun *pgxpool.Pool
+	// generic is the pool of Generic: its sessions plan every statement
+	// once, without its values.
+	generic *pgxpool.Pool
 }
 
 // querier is what a pool and a transaction have in common.
@@ -128,34 +148,42 @@ type querier interface {
 }
 
 // PerRun implements sqlstore.PerRunPlanner.
-func (d *driver) PerRun() sqlstore.Querier { return perRun{q: d.perRun} }
+func (d *driver) PerRun() sqlstore.Querier { return runner{q: d.perRun} }
 
 // PerRun implements sqlstore.PerRunPlanner. A transaction's statements
 // must stay on its connection: they run as unnamed prepared statements
 // (QueryExecModeCacheDescribe: pgx caches only their descriptions, and a
 // statement still takes one round trip), which PostgreSQL parses and
 // plans for their values at every run.
-func (t *driverTx) PerRun() sqlstore.Querier { return perRun{q: t.tx, unnamed: true} }
+func (t *driverTx) PerRun() sqlstore.Querier { return runner{q: t.tx, unnamed: true} }
 
-// perRun is a Querier whose statements are planned for their values.
-type perRun struct {
+// Generic implements sqlstore.GenericPlanner.
+func (d *driver) Generic() sqlstore.Querier { return runner{q: d.generic} }
+
+// Generic implements sqlstore.GenericPlanner. A transaction's statements
+// stay on its connection, whose plans are PostgreSQL's choice.
+func (t *driverTx) Generic() sqlstore.Querier { return t }
+
+// runner is a Querier on a pool or a transaction; unnamed runs its
+// statements as unnamed prepared statements.
+type runner struct {
 	q       querier
 	unnamed bool
 }
 
-func (p perRun) args(args []any) []any {
+func (p runner) args(args []any) []any {
 	if !p.unnamed {
 		return args
 	}
 	return append([]any{pgx.QueryExecModeCacheDescribe}, args...)
 }
 
-func (p perRun) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+func (p runner) Exec(ctx context.Context, query string, args ...any) (int64, error) {
 	tag, err := p.q.Exec(ctx, query, p.args(args)...)
 	return tag.RowsAffected(), err
 }
 
-func (p perRun) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+func (p runner) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
 	rows, err := p.q.Query(ctx, query, p.args(args)...)
 	if err != nil {
 		return nil, err
@@ -163,7 +191,7 @@ func (p perRun) Query(ctx context.Context, query string, args ...any) (sqlstore.
 	return rows, nil
 }
 
-func (p perRun) QueryRow(ctx context.Context, query string, args []any, dest ...any) error {
+func (p runner) QueryRow(ctx context.Context, query string, args []any, dest ...any) error {
 	return scanRow(p.q.QueryRow(ctx, query, p.args(args)...), dest)
 }
 
@@ -193,12 +221,13 @@ func (d *driver) Begin(ctx context.Context) (sqlstore.DriverTx, error) {
 }
 
 func (d *driver) Ping(ctx context.Context) error {
-	return errors.Join(d.pool.Ping(ctx), d.perRun.Ping(ctx))
+	return errors.Join(d.pool.Ping(ctx), d.perRun.Ping(ctx), d.generic.Ping(ctx))
 }
 
 func (d *driver) Close() error {
 	d.pool.Close()
 	d.perRun.Close()
+	d.generic.Close()
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"smartfhir/internal/search"
 	"smartfhir/internal/store"
@@ -54,8 +55,9 @@ func TestIndexRowsSurviveMigrations(t *testing.T) {
 // TestSearchPlans checks where searches are planned. A walked page (a
 // reference to one resource drives it) stays a prepared statement of the
 // main pool, which PostgreSQL switches to a generic plan after five runs;
-// any other search runs on the per-run pool and never becomes a prepared
-// statement of the main pool's sessions.
+// a collected page (one condition with few rows) runs on the pool of
+// generic plans; any other search runs on the per-run pool. Neither of
+// the last two becomes a prepared statement of the main pool's sessions.
 func TestSearchPlans(t *testing.T) {
 	if os.Getenv(envURL) == "" {
 		t.Skipf("%s is not set; set it to a PostgreSQL URL to run the PostgreSQL store tests", envURL)
@@ -67,7 +69,8 @@ func TestSearchPlans(t *testing.T) {
 	}
 	// One connection per pool: the statements below see the session the
 	// searches ran on.
-	db, err := postgres.Open(ctx, schemaURL(t)+"&pool_max_conns=1", sqlstore.Config{Search: reg})
+	app := fmt.Sprintf("plans-%d", time.Now().UnixNano())
+	db, err := postgres.Open(ctx, schemaURL(t)+"&pool_max_conns=1&application_name="+app, sqlstore.Config{Search: reg})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -106,7 +109,18 @@ func TestSearchPlans(t *testing.T) {
 	}
 	searchN("subject=Patient/p1&code=c1", 2)      // o1, o13: walked, code probed
 	searchN("patient=p1&code=c1&status=final", 2) // walked by patient and code, status probed
-	searchN("code=c2", 6)                         // o2, o5, …, o17: driven by a token, planned per run
+	searchN("code=c2&status=final", 6)            // o2, o5, …, o17: driven by a token, planned per run
+	searchN("code=c2", 6)                         // the same, collected
+	// The session of the pool of generic plans ran the collected page
+	// last.
+	var last string
+	err = db.QueryRow(ctx, "SELECT query FROM pg_stat_activity WHERE application_name = $1", []any{app + "/generic"}, &last)
+	if err != nil {
+		t.Fatalf("the pool of generic plans: %v", err)
+	}
+	if !strings.HasPrefix(last, "WITH m AS MATERIALIZED (SELECT") || !strings.Contains(last, "FROM search_token") {
+		t.Errorf("the last statement of the pool of generic plans is not the collected page: %s", last)
+	}
 
 	rows, err := db.Query(ctx, "SELECT statement, generic_plans FROM pg_prepared_statements")
 	if err != nil {
@@ -140,6 +154,8 @@ func TestSearchPlans(t *testing.T) {
 			}
 		case strings.Contains(stmt, "FROM resources r WHERE r.type = $1 AND r.deleted = $2"):
 			t.Errorf("a search driven by a token is a prepared statement of the main pool: %s", stmt)
+		case strings.Contains(stmt, "WITH m AS MATERIALIZED"):
+			t.Errorf("a collected page is a prepared statement of the main pool: %s", stmt)
 		}
 	}
 	if err := rows.Err(); err != nil {

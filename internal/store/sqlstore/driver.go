@@ -44,6 +44,16 @@ func perRun(qr Querier) Querier {
 	return qr
 }
 
+// GenericPlanner is a Querier whose statements PostgreSQL plans for their
+// values until a plan made once for any values (a generic plan) looks no
+// dearer. Generic returns a Querier whose statements run on a generic plan
+// from their first run; a transaction's stays in the transaction. It is
+// only for statements whose best plan does not depend on their values:
+// DB.search says which.
+type GenericPlanner interface {
+	Generic() Querier
+}
+
 // Rows is the result of [Querier.Query].
 type Rows interface {
 	Next() bool

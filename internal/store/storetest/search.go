@@ -325,6 +325,51 @@ func testSearchPaging(t *testing.T, reg *search.Registry, s store.Store) {
 			return `{"resourceType":"Condition","id":"` + id + `","code":{"coding":[{"system":"http://snomed.info/sct","code":"1"}]},"subject":{"reference":"Patient/pt"}}`
 		})
 	})
+	// More matches than a store may collect for a page of one condition
+	// (sqlstore reads at most 1,000 index rows for it): the pages are
+	// chosen as any other search's, forward and backward.
+	t.Run("driven by a token with many rows", func(t *testing.T) {
+		var bodies, want []string
+		for i := range 1100 {
+			id := fmt.Sprintf("m%04d", i)
+			bodies = append(bodies, `{"resourceType":"Patient","id":"`+id+`","gender":"other"}`)
+			want = append(want, id)
+		}
+		create(t, s, bodies...)
+		var got []string
+		var last *store.SearchResult
+		for res := page(t, reg, s, "Patient", "gender=other", "", 400); ; res = page(t, reg, s, "Patient", "gender=other", res.Next, 400) {
+			got = append(got, matchIDs(res.Matches)...)
+			if last = res; res.Next == "" || len(got) > len(want) {
+				break
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("pages = %d ids (%v … %v), want m0000 … m1099", len(got), got[:min(3, len(got))], got[max(0, len(got)-3):])
+		}
+		back := page(t, reg, s, "Patient", "gender=other", last.Prev, 400)
+		if g := matchIDs(back.Matches); !slices.Equal(g, want[400:800]) {
+			t.Errorf("previous of the last page = %d ids from %v, want m0400 … m0799", len(g), g[:min(1, len(g))])
+		}
+	})
+	// A page after a cursor that nothing follows any more is empty.
+	t.Run("driven by a token, nothing after the cursor", func(t *testing.T) {
+		create(t, s, `{"resourceType":"Patient","id":"u1","gender":"unknown"}`, `{"resourceType":"Patient","id":"u2","gender":"unknown"}`,
+			`{"resourceType":"Patient","id":"u3","gender":"unknown"}`)
+		res := page(t, reg, s, "Patient", "gender=unknown", "", 2)
+		err := s.Transact(context.Background(), func(ctx context.Context, tx store.Tx) error {
+			return tx.Put(ctx, &store.Version{Type: "Patient", ID: "u3", VersionID: 2, Method: "DELETE", Deleted: true})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Next == "" {
+			t.Fatal("the first page of 2 of 3 has no next cursor")
+		}
+		if res = page(t, reg, s, "Patient", "gender=unknown", res.Next, 2); len(res.Matches) != 0 || res.Next != "" {
+			t.Errorf("the page after the deleted last match: %v, next %q; want none and no next", matchIDs(res.Matches), res.Next)
+		}
+	})
 	t.Run("driven by a patient's dates", func(t *testing.T) {
 		create(t, s,
 			`{"resourceType":"Encounter","id":"too-early","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/pd"},"period":{"start":"2001-01-01","end":"2001-01-02"}}`,
