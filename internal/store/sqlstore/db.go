@@ -52,6 +52,9 @@ type DB struct {
 	pages *readCache
 	// pids are the search parameters' keys (params.go), read by Migrate.
 	pids atomic.Pointer[paramKeys]
+	// many remembers conditions with too many rows for a collected page
+	// (collectedPage).
+	many manyRows
 }
 
 var _ store.Store = (*DB)(nil)

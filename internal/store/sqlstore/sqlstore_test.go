@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,5 +109,26 @@ func TestPatientWalk(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%s?%s walks %q, want %q", tc.typ, tc.query, got, tc.want)
 		}
+	}
+}
+
+func TestManyRowsStaysBounded(t *testing.T) {
+	var m manyRows
+	a := manyKey("SELECT i1.rid FROM search_token i1 WHERE i1.pid = ? AND i1.code = ?", []any{int64(7), "85354-9"})
+	b := manyKey("SELECT i1.rid FROM search_token i1 WHERE i1.pid = ? AND i1.code = ?", []any{int64(7), "85354-"})
+	m.add(a)
+	if !m.has(a) || m.has(b) {
+		t.Fatalf("has(a), has(b) = %v, %v; want true, false", m.has(a), m.has(b))
+	}
+	long := manyKey("SELECT i1.rid FROM search_string i1 WHERE i1.pid = ? AND i1.norm = ?", []any{int64(3), strings.Repeat("x", maxManyKey)})
+	m.add(long)
+	if m.has(long) {
+		t.Error("a condition longer than maxManyKey was remembered")
+	}
+	for i := range maxMany + 10 {
+		m.add(manyKey("c", []any{i}))
+	}
+	if n := len(m.set); n > maxMany {
+		t.Errorf("%d conditions remembered, want at most %d", n, maxMany)
 	}
 }
