@@ -288,6 +288,9 @@ func (db *DB) attempt(ctx context.Context, fn func(ctx context.Context, tx *Tx) 
 	if err := fn(ctx, tx); err != nil {
 		return err
 	}
+	if err := tx.flushRows(ctx); err != nil {
+		return err
+	}
 	if err := dtx.Commit(ctx); err != nil {
 		return fmt.Errorf("store.Transact: commit: %w", err)
 	}
@@ -303,6 +306,11 @@ type Tx struct {
 	// absent holds the resources Current found unknown, so that a Put
 	// creating one of them and finding it present knows it lost a race.
 	absent map[[2]string]bool
+	// pending holds the index rows of the resources this unit of work
+	// created, not yet written (indexStatements).
+	pending *indexRows
+	// created counts the resources indexStatements indexed.
+	created int
 }
 
 var _ store.Tx = (*Tx)(nil)
@@ -421,7 +429,7 @@ func (tx *Tx) Put(ctx context.Context, v *store.Version) (err error) {
 	}
 	// The version and its index rows: one round trip on PostgreSQL.
 	stmts := []Statement{{insertVersionSQL, []any{rid, v.Type, v.ID, v.VersionID, lu, v.Deleted, v.Method, body}}}
-	if stmts, err = tx.indexStatements(stmts, rid, v, v.VersionID == 1); err != nil {
+	if stmts, err = tx.indexStatements(ctx, stmts, rid, v, v.VersionID == 1); err != nil {
 		return err
 	}
 	if err := tx.ExecBatch(ctx, stmts); err != nil {

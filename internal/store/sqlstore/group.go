@@ -147,7 +147,10 @@ func (c *committer) runGroup(units []*groupUnit, stopAtFailure bool) (failed int
 	for i, u := range units {
 		err := u.ctx.Err()
 		if err == nil {
-			err = u.fn(u.ctx, &Tx{db: db, tx: dtx, now: now})
+			tx := &Tx{db: db, tx: dtx, now: now}
+			if err = u.fn(u.ctx, tx); err == nil {
+				err = tx.flushRows(u.ctx)
+			}
 		}
 		if err != nil {
 			_ = dtx.Rollback(ctx)

@@ -32,6 +32,9 @@ func (tx *Tx) Search(ctx context.Context, q *search.Query) (res *store.SearchRes
 	// The page joins its bodies: the unit of work sees its own versions,
 	// which may yet be rolled back, and so must not enter db.pages (a later
 	// commit may give the same version number other content).
+	if err := tx.flushRows(ctx); err != nil {
+		return nil, err
+	}
 	res, err = tx.db.search(ctx, tx.tx, q, false)
 	if err != nil {
 		wrap(&err, "store.Tx.Search(%s)", q.Type)

@@ -2,6 +2,10 @@ package sqlstore
 
 import (
 	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -130,5 +134,46 @@ func TestManyRowsStaysBounded(t *testing.T) {
 	}
 	if n := len(m.set); n > maxMany {
 		t.Errorf("%d conditions remembered, want at most %d", n, maxMany)
+	}
+}
+
+// TestRowsFollowTheIndexes checks that the order a unit of work writes
+// each table's index rows in is an index of the table, as the migrations
+// of both backends leave it (a later CREATE INDEX of a name replaces the
+// earlier, DROP INDEX removes it): otherwise the rows would still be
+// right, only slower to write.
+func TestRowsFollowTheIndexes(t *testing.T) {
+	create := regexp.MustCompile(`(?i)CREATE INDEX (?:IF NOT EXISTS )?(\w+) ON (\w+) \(([^)]*)\)`)
+	drop := regexp.MustCompile(`(?i)DROP INDEX (?:IF EXISTS )?(\w+)`)
+	for _, dialect := range []string{"sqlite", "postgres"} {
+		files, err := filepath.Glob(filepath.Join("..", dialect, "migrations", "*.sql"))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("the %s migrations: %v", dialect, err)
+		}
+		slices.Sort(files)
+		indexes := map[string][2]string{} // name → table, columns
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, stmt := range strings.Split(string(b), ";") {
+				if m := create.FindStringSubmatch(stmt); m != nil {
+					indexes[m[1]] = [2]string{m[2], m[3]}
+				} else if m := drop.FindStringSubmatch(stmt); m != nil {
+					delete(indexes, m[1])
+				}
+			}
+		}
+		for _, rt := range rowTables {
+			table := strings.Fields(rt.insert(1))[2]
+			found := false
+			for _, ix := range indexes {
+				found = found || ix == [2]string{table, rt.index}
+			}
+			if !found {
+				t.Errorf("%s: %s has no index (%s)", dialect, table, rt.index)
+			}
+		}
 	}
 }

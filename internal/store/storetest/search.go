@@ -534,28 +534,60 @@ func testSearchInTx(t *testing.T, reg *search.Registry, s store.Store) {
 	}
 	q.Count = 2
 	err = s.Transact(context.Background(), func(ctx context.Context, tx store.Tx) error {
-		res, err := tx.Search(ctx, q)
-		if err != nil {
-			return err
-		}
-		if len(res.Matches) != 0 {
-			t.Errorf("before the write: %d matches", len(res.Matches))
-		}
-		if err := tx.Put(ctx, &store.Version{Type: "Patient", ID: "n", VersionID: 1, Method: "POST",
-			Body: []byte(`{"resourceType":"Patient","id":"n","identifier":[{"system":"urn:x","value":"1"}]}`)}); err != nil {
-			return err
-		}
-		res, err = tx.Search(ctx, q)
-		if err != nil {
-			return err
-		}
-		if got := matchIDs(res.Matches); !slices.Equal(got, []string{"n"}) {
-			t.Errorf("after the write, in the unit of work: %v, want [n]", got)
+		// Each Patient created is found at once: the second the unit
+		// creates too.
+		for i, id := range []string{"", "n", "n2"} {
+			if id != "" {
+				if err := tx.Put(ctx, &store.Version{Type: "Patient", ID: id, VersionID: 1, Method: "POST",
+					Body: []byte(`{"resourceType":"Patient","id":"` + id + `","identifier":[{"system":"urn:x","value":"1"}]}`)}); err != nil {
+					return err
+				}
+			}
+			res, err := tx.Search(ctx, q)
+			if err != nil {
+				return err
+			}
+			if got, want := matchIDs(res.Matches), []string{"n", "n2"}[:i]; !slices.Equal(got, want) {
+				t.Errorf("after %d writes, in the unit of work: %v, want %v", i, got, want)
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+
+	// A resource created and changed, or created and deleted, in one unit
+	// of work has the index rows of its last version (SQLite holds the rows
+	// of the resources a unit creates after its first until it ends or
+	// searches).
+	err = s.Transact(context.Background(), func(ctx context.Context, tx store.Tx) error {
+		for _, v := range []*store.Version{
+			{Type: "Observation", ID: "gone", VersionID: 1, Method: "POST", Body: []byte(`{"resourceType":"Observation","id":"gone","status":"preliminary","code":{"text":"x"},"subject":{"reference":"Patient/n"}}`)},
+			{Type: "Observation", ID: "changed", VersionID: 1, Method: "POST", Body: []byte(`{"resourceType":"Observation","id":"changed","status":"preliminary","code":{"text":"x"},"subject":{"reference":"Patient/n"}}`)},
+			{Type: "Observation", ID: "changed", VersionID: 2, Method: "PUT", Body: []byte(`{"resourceType":"Observation","id":"changed","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/m"}}`)},
+			{Type: "Observation", ID: "gone", VersionID: 2, Method: "DELETE", Deleted: true},
+		} {
+			if err := tx.Put(ctx, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for query, want := range map[string][]string{
+		"status=preliminary":           nil,
+		"status=final":                 {"changed"},
+		"patient=n":                    nil,
+		"patient=m":                    {"changed"},
+		"patient=n&status=preliminary": nil,
+		"patient=m&status=final":       {"changed"},
+	} {
+		if got := find(t, reg, s, "Observation", query); !slices.Equal(got, want) && len(got)+len(want) > 0 {
+			t.Errorf("Observation?%s = %v, want %v", query, got, want)
+		}
 	}
 }
 
