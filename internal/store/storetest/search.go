@@ -558,9 +558,9 @@ func testSearchInTx(t *testing.T, reg *search.Registry, s store.Store) {
 	}
 
 	// A resource created and changed, or created and deleted, in one unit
-	// of work has the index rows of its last version (SQLite holds the rows
-	// of the resources a unit creates after its first until it ends or
-	// searches).
+	// of work has the index rows of its last version (the store holds the
+	// rows of the resources a unit creates after its first until it ends
+	// or searches).
 	err = s.Transact(context.Background(), func(ctx context.Context, tx store.Tx) error {
 		for _, v := range []*store.Version{
 			{Type: "Observation", ID: "gone", VersionID: 1, Method: "POST", Body: []byte(`{"resourceType":"Observation","id":"gone","status":"preliminary","code":{"text":"x"},"subject":{"reference":"Patient/n"}}`)},
