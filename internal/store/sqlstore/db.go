@@ -285,10 +285,7 @@ func (db *DB) attempt(ctx context.Context, fn func(ctx context.Context, tx *Tx) 
 		}
 	}()
 	tx := &Tx{db: db, tx: dtx, now: db.now().UTC().Truncate(fhir.InstantPrecision)}
-	if err := fn(ctx, tx); err != nil {
-		return err
-	}
-	if err := tx.flushRows(ctx); err != nil {
+	if err := tx.run(ctx, fn); err != nil {
 		return err
 	}
 	if err := dtx.Commit(ctx); err != nil {
@@ -309,11 +306,20 @@ type Tx struct {
 	// pending holds the index rows of the resources this unit of work
 	// created, not yet written (indexStatements).
 	pending *indexRows
-	// created counts the resources indexStatements indexed.
+	// created counts the resources this unit of work created.
 	created int
 }
 
 var _ store.Tx = (*Tx)(nil)
+
+// run runs a unit of work's fn in tx, then writes the index rows it holds
+// (indexStatements).
+func (tx *Tx) run(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) error {
+	if err := fn(ctx, tx); err != nil {
+		return err
+	}
+	return tx.flushRows(ctx)
+}
 
 // Now is the fixed time of the unit of work.
 func (tx *Tx) Now() time.Time { return tx.now }

@@ -147,10 +147,7 @@ func (c *committer) runGroup(units []*groupUnit, stopAtFailure bool) (failed int
 	for i, u := range units {
 		err := u.ctx.Err()
 		if err == nil {
-			tx := &Tx{db: db, tx: dtx, now: now}
-			if err = u.fn(u.ctx, tx); err == nil {
-				err = tx.flushRows(u.ctx)
-			}
+			err = (&Tx{db: db, tx: dtx, now: now}).run(u.ctx, u.fn)
 		}
 		if err != nil {
 			_ = dtx.Rollback(ctx)

@@ -17,22 +17,6 @@ import (
 // that every writer (REST, bundles, import) keeps the indexes current
 // without knowing about them.
 
-// indexTables are the index tables with their value columns, in the order
-// the rows of a search.Index are written.
-var indexTables = []struct {
-	name string
-	cols string // value columns after rid, pid, grp
-	n    int    // their number
-}{
-	{"search_token", "system, code", 2},
-	{"search_string", "norm, exact", 2},
-	{"search_date", "low, high", 2},
-	{"search_reference", "target_type, target_id, url", 3},
-	{"search_quantity", "value, system, code", 3},
-	{"search_number", "value", 1},
-	{"search_uri", "value", 1},
-}
-
 // insertBatch is how many rows one INSERT writes at most: few statement
 // texts to prepare, few round trips per resource.
 const insertBatch = 32
@@ -40,22 +24,6 @@ const insertBatch = 32
 // compartmentBatch is how many compartment rows one INSERT writes at most,
 // far below the databases' limits on parameters per statement.
 const compartmentBatch = 500
-
-// insertSQL caches the INSERT text per table and row count.
-var insertSQL sync.Map // [2]int → string
-
-func insertStatement(table, rows int) string {
-	k := [2]int{table, rows}
-	if s, ok := insertSQL.Load(k); ok {
-		return s.(string)
-	}
-	t := indexTables[table]
-	row := "(?, ?, ?" + strings.Repeat(", ?", t.n) + ")"
-	s := "INSERT INTO " + t.name + " (rid, pid, grp, " + t.cols + ") VALUES " +
-		strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ")
-	insertSQL.Store(k, s)
-	return s
-}
 
 // indexStatements appends to stmts the statements that replace the index
 // rows of resource rid with those of v (none for a deletion). fresh says
@@ -74,11 +42,7 @@ func (tx *Tx) indexStatements(ctx context.Context, stmts []Statement, rid int64,
 		if err := tx.flushRows(ctx); err != nil {
 			return nil, err
 		}
-		for _, t := range indexTables {
-			stmts = append(stmts, Statement{"DELETE FROM " + t.name + " WHERE rid = ?", []any{rid}})
-		}
-		stmts = append(stmts, Statement{"DELETE FROM search_compartment WHERE rid = ?", []any{rid}})
-		for _, t := range byPatientTables {
+		for _, t := range rowTables {
 			stmts = append(stmts, Statement{"DELETE FROM " + t.name + " WHERE rid = ?", []any{rid}})
 		}
 	}
@@ -94,7 +58,9 @@ func (tx *Tx) indexStatements(ctx context.Context, stmts []Statement, rid int64,
 	}
 	// A unit of work that creates one resource gains nothing from holding
 	// its rows: the first is written at once.
-	tx.created++
+	if fresh {
+		tx.created++
+	}
 	if !fresh || tx.created == 1 {
 		var rows indexRows
 		if err := rows.add(rid, tx.db.paramKeys()[v.Type], v.Type, ix); err != nil {
@@ -128,30 +94,31 @@ func (tx *Tx) flushRows(ctx context.Context) error {
 	return tx.ExecBatch(ctx, stmts)
 }
 
-// rowTables are the tables of index rows, in the order of indexRows: a
-// row holds the columns of insert's column list. indexRows.statements
-// writes a table's rows in the order of its value index (index, the
-// columns by name). Rows inserted in the order of an index land on the
-// pages the previous one touched: a fresh import of synthea-120 took
-// three quarters of the time and of the CPU on SQLite, and two thirds of
-// the time on PostgreSQL (which also makes one round trip of a Bundle's
-// rows), when each Bundle's rows were written so.
+// rowTables are the tables of index rows: the seven of search.Index's
+// rows, in its order, the tables by patient, in byPatientTables' order, and
+// the compartment table. A row holds the table's columns.
+// indexRows.statements writes a table's rows in the order of its value
+// index (index; order is where its columns are in a row). Rows inserted
+// in the order of an index land on the pages the previous one touched: a
+// fresh import of synthea-120 took three quarters of the time and of the
+// CPU on SQLite, and two thirds of the time on PostgreSQL (which also
+// makes one round trip of a Bundle's rows), when each Bundle's rows were
+// written so.
 var rowTables = [...]struct {
-	insert func(rows int) string
-	batch  int
-	index  string
-	order  []int // index's columns' positions in a row
+	name, columns, index string
+	batch                int   // rows per INSERT at most (insertBatch when 0)
+	order                []int // index's columns' positions in a row
 }{
-	{insert: func(n int) string { return insertStatement(0, n) }, batch: insertBatch, index: "pid, code, system, rid"},
-	{insert: func(n int) string { return insertStatement(1, n) }, batch: insertBatch, index: "pid, norm, rid"},
-	{insert: func(n int) string { return insertStatement(2, n) }, batch: insertBatch, index: "pid, low, high, rid"},
-	{insert: func(n int) string { return insertStatement(3, n) }, batch: insertBatch, index: "pid, target_id, target_type, rid"},
-	{insert: func(n int) string { return insertStatement(4, n) }, batch: insertBatch, index: "pid, code, value, rid"},
-	{insert: func(n int) string { return insertStatement(5, n) }, batch: insertBatch, index: "pid, value, rid"},
-	{insert: func(n int) string { return insertStatement(6, n) }, batch: insertBatch, index: "pid, value, rid"},
-	{insert: func(n int) string { return byPatientInsert(tokensByPatient, n) }, batch: insertBatch, index: "pid, patient, code, rid, system"},
-	{insert: func(n int) string { return byPatientInsert(datesByPatient, n) }, batch: insertBatch, index: "pid, patient, rid, low, high"},
-	{insert: compartmentInsert, batch: compartmentBatch, index: "patient_id, rid"},
+	{name: "search_token", columns: "rid, pid, grp, system, code", index: "pid, code, system, rid"},
+	{name: "search_string", columns: "rid, pid, grp, norm, exact", index: "pid, norm, rid"},
+	{name: "search_date", columns: "rid, pid, grp, low, high", index: "pid, low, high, rid"},
+	{name: "search_reference", columns: "rid, pid, grp, target_type, target_id, url", index: "pid, target_id, target_type, rid"},
+	{name: "search_quantity", columns: "rid, pid, grp, value, system, code", index: "pid, code, value, rid"},
+	{name: "search_number", columns: "rid, pid, grp, value", index: "pid, value, rid"},
+	{name: "search_uri", columns: "rid, pid, grp, value", index: "pid, value, rid"},
+	{name: "search_token_patient", columns: "rid, pid, patient, code, system", index: "pid, patient, code, rid, system"},
+	{name: "search_date_patient", columns: "rid, pid, patient, low, high", index: "pid, patient, rid, low, high"},
+	{name: "search_compartment", columns: "rid, patient_id", index: "patient_id, rid", batch: compartmentBatch},
 }
 
 // The first of the tables by patient, and the compartment table, in
@@ -162,20 +129,41 @@ const (
 )
 
 func init() {
-	if len(indexTables) != byPatientRows || len(byPatientTables) != compartmentRows-byPatientRows {
-		panic("sqlstore: rowTables does not follow indexTables and byPatientTables")
-	}
-	for t := range rowTables {
-		ins := rowTables[t].insert(1)
-		cols := strings.Split(ins[strings.Index(ins, "(")+1:strings.Index(ins, ")")], ", ")
-		for _, c := range strings.Split(rowTables[t].index, ", ") {
-			i := slices.Index(cols, c)
-			if i < 0 {
-				panic("sqlstore: " + ins + " has no column " + c)
-			}
-			rowTables[t].order = append(rowTables[t].order, i)
+	for i, t := range byPatientTables {
+		if rowTables[byPatientRows+i].name != t.name {
+			panic("sqlstore: rowTables does not follow byPatientTables")
 		}
 	}
+	for t := range rowTables {
+		rt := &rowTables[t]
+		if rt.batch == 0 {
+			rt.batch = insertBatch
+		}
+		cols := strings.Split(rt.columns, ", ")
+		for _, c := range strings.Split(rt.index, ", ") {
+			i := slices.Index(cols, c)
+			if i < 0 {
+				panic("sqlstore: " + rt.name + " has no column " + c)
+			}
+			rt.order = append(rt.order, i)
+		}
+	}
+}
+
+// insertSQL caches the INSERT texts per table and row count.
+var insertSQL sync.Map // [2]int → string
+
+// insertRows is the INSERT of n rows into rowTables[table].
+func insertRows(table, n int) string {
+	k := [2]int{table, n}
+	if s, ok := insertSQL.Load(k); ok {
+		return s.(string)
+	}
+	t := rowTables[table]
+	row := "(?" + strings.Repeat(", ?", strings.Count(t.columns, ",")) + ")"
+	s := "INSERT INTO " + t.name + " (" + t.columns + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+	insertSQL.Store(k, s)
+	return s
 }
 
 // indexRows are index rows by table (rowTables).
@@ -208,7 +196,7 @@ func (r *indexRows) statements(stmts []Statement) []Statement {
 			for _, row := range rows[start : start+n] {
 				args = append(args, row...)
 			}
-			stmts = append(stmts, Statement{rowTables[t].insert(n), args})
+			stmts = append(stmts, Statement{insertRows(t, n), args})
 		}
 	}
 	return stmts
@@ -334,10 +322,6 @@ func (r *indexRows) byPatient(rid int64, keys map[string]int64, ix *search.Index
 	})
 }
 
-func compartmentInsert(n int) string {
-	return "INSERT INTO search_compartment (rid, patient_id) VALUES " + strings.TrimSuffix(strings.Repeat("(?, ?), ", n), ", ")
-}
-
 // byPatientTables are the index tables by patient (migration 0014), in the
 // order a walk prefers them (search.go, patientWalk): a token's rows are
 // keyed by code, so the walk reads only the patient's resources that have
@@ -346,11 +330,10 @@ func compartmentInsert(n int) string {
 var byPatientTables = []struct {
 	of    search.Table
 	name  string
-	cols  string                       // the value columns after rid, pid, patient
 	walks func(where search.Expr) bool // the conditions a walk of it serves
 }{
-	tokensByPatient: {search.TokenTable, "search_token_patient", "code, system", oneCode},
-	datesByPatient:  {search.DateTable, "search_date_patient", "low, high", func(where search.Expr) bool { return where != nil }},
+	tokensByPatient: {search.TokenTable, "search_token_patient", oneCode},
+	datesByPatient:  {search.DateTable, "search_date_patient", func(where search.Expr) bool { return where != nil }},
 }
 
 // The indexes of byPatientTables.
@@ -368,23 +351,6 @@ const patientParam = "patient"
 // or of a modifier.
 func byPatientRow(param string) bool {
 	return !strings.ContainsAny(param, "$:")
-}
-
-// byPatientSQL caches the INSERT text per table and row count.
-var byPatientSQL sync.Map // byPatientStatement → string
-
-type byPatientStatement struct{ table, rows int }
-
-func byPatientInsert(table, rows int) string {
-	k := byPatientStatement{table, rows}
-	if s, ok := byPatientSQL.Load(k); ok {
-		return s.(string)
-	}
-	t := byPatientTables[table]
-	s := "INSERT INTO " + t.name + " (rid, pid, patient, " + t.cols + ") VALUES " +
-		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", rows), ", ")
-	byPatientSQL.Store(k, s)
-	return s
 }
 
 const fingerprintKey = "fingerprint"

@@ -739,7 +739,7 @@ func (db *DB) collectedPage(ctx context.Context, qr Querier, q *search.Query, ke
 	b := &sqlBuilder{access: q.Access, keys: keys}
 	b.setType("r", typ)
 	b.sb.WriteString("WITH m AS MATERIALIZED (")
-	if err := b.rows("r", e); err != nil {
+	if err := b.rows("r", e, false); err != nil {
 		return nil, false, err
 	}
 	cond := manyKey(b.sb.String(), b.args)
@@ -932,25 +932,16 @@ const cannotDrive = 100
 func (b *sqlBuilder) exists(res string, e search.Exists, probe bool) error {
 	if !probe {
 		fmt.Fprintf(&b.sb, "%s.rid IN (", res)
-		if err := b.rows(res, e); err != nil {
+		if err := b.rows(res, e, false); err != nil {
 			return err
 		}
 		b.sb.WriteString(")")
 		return nil
 	}
-	name, ok := tableNames[e.Table]
-	if !ok {
-		return fmt.Errorf("unknown table %d", e.Table)
-	}
-	a := b.newAlias("i")
 	// The table's key, (rid, pid, value…), answers it.
-	fmt.Fprintf(&b.sb, "EXISTS (SELECT 1 FROM %s %s WHERE %s.rid = %s.rid AND %s.pid = ?", name, a, a, res, a)
-	b.args = append(b.args, b.pid(res, e.Param))
-	if e.Where != nil {
-		b.sb.WriteString(" AND ")
-		if err := b.exprIn(res, e.Table, a, e.Where); err != nil {
-			return err
-		}
+	b.sb.WriteString("EXISTS (")
+	if err := b.rows(res, e, true); err != nil {
+		return err
 	}
 	b.sb.WriteString(b.fence)
 	b.sb.WriteString(")")
@@ -958,14 +949,19 @@ func (b *sqlBuilder) exists(res string, e search.Exists, probe bool) error {
 }
 
 // rows renders the rids of the index rows that satisfy e, for resources
-// of the alias res's type: SELECT i.rid FROM … WHERE i.pid = ? AND ….
-func (b *sqlBuilder) rows(res string, e search.Exists) error {
+// of the alias res's type: SELECT i.rid FROM … WHERE i.pid = ? AND …;
+// correlated, those of the resource res only.
+func (b *sqlBuilder) rows(res string, e search.Exists, correlated bool) error {
 	name, ok := tableNames[e.Table]
 	if !ok {
 		return fmt.Errorf("unknown table %d", e.Table)
 	}
 	a := b.newAlias("i")
-	fmt.Fprintf(&b.sb, "SELECT %s.rid FROM %s %s WHERE %s.pid = ?", a, name, a, a)
+	fmt.Fprintf(&b.sb, "SELECT %s.rid FROM %s %s WHERE ", a, name, a)
+	if correlated {
+		fmt.Fprintf(&b.sb, "%s.rid = %s.rid AND ", a, res)
+	}
+	fmt.Fprintf(&b.sb, "%s.pid = ?", a)
 	b.args = append(b.args, b.pid(res, e.Param))
 	if e.Where != nil {
 		b.sb.WriteString(" AND ")

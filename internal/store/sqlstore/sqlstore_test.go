@@ -166,13 +166,12 @@ func TestRowsFollowTheIndexes(t *testing.T) {
 			}
 		}
 		for _, rt := range rowTables {
-			table := strings.Fields(rt.insert(1))[2]
 			found := false
 			for _, ix := range indexes {
-				found = found || ix == [2]string{table, rt.index}
+				found = found || ix == [2]string{rt.name, rt.index}
 			}
 			if !found {
-				t.Errorf("%s: %s has no index (%s)", dialect, table, rt.index)
+				t.Errorf("%s: %s has no index (%s)", dialect, rt.name, rt.index)
 			}
 		}
 	}
