@@ -557,6 +557,47 @@ func testSearchInTx(t *testing.T, reg *search.Registry, s store.Store) {
 		t.Fatal(err)
 	}
 
+	// A chain and a _has read the rows of other types: the rows a unit
+	// holds of those types are found, though it holds none of the type
+	// searched. (A unit writes its first create's rows at once.)
+	for _, tt := range []struct {
+		first, second, query string
+		want                 []string
+	}{
+		{`{"resourceType":"Patient","id":"pc","managingOrganization":{"reference":"Organization/oc"}}`,
+			`{"resourceType":"Organization","id":"oc","name":"Held Clinic"}`, "Patient?organization.name=held", []string{"pc"}},
+		{`{"resourceType":"Organization","id":"oh"}`,
+			`{"resourceType":"Patient","id":"ph","name":[{"family":"Heldson"}],"managingOrganization":{"reference":"Organization/oh"}}`,
+			"Organization?_has:Patient:organization:name=heldson", []string{"oh"}},
+	} {
+		typ, query, _ := strings.Cut(tt.query, "?")
+		vals, _ := url.ParseQuery(query)
+		q, _, err := reg.Parse(typ, vals, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.Count = 10
+		err = s.Transact(context.Background(), func(ctx context.Context, tx store.Tx) error {
+			for _, body := range []string{tt.first, tt.second} {
+				typ, id := typeAndID(body)
+				if err := tx.Put(ctx, &store.Version{Type: typ, ID: id, VersionID: 1, Method: "POST", Body: []byte(body)}); err != nil {
+					return err
+				}
+			}
+			res, err := tx.Search(ctx, q)
+			if err != nil {
+				return err
+			}
+			if got := matchIDs(res.Matches); !slices.Equal(got, tt.want) {
+				t.Errorf("%s in the unit of work: %v, want %v", tt.query, got, tt.want)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// A resource created and changed, or created and deleted, in one unit
 	// of work has the index rows of its last version (the store holds the
 	// rows of the resources a unit creates after its first until it ends
