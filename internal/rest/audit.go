@@ -250,7 +250,7 @@ func (a *API) auditSearch(c *call) error {
 		e.Search.Mode = "match"
 		out.Entry = append(out.Entry, e)
 	}
-	body, err := out.render()
+	body, err := out.render(nil)
 	if err != nil {
 		return err
 	}

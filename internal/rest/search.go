@@ -47,11 +47,13 @@ func (a *API) searchType(c *call) error {
 	if t := trailOf(ctx); t != nil && c.r.Method == http.MethodPost {
 		t.query = params.Encode()
 	}
-	b, err := a.searchset(c.typ, params, q, res, issues)
+	buf := pageBuffer()
+	b, err := a.searchset(*buf, c.typ, params, q, res, issues)
 	if err != nil {
 		return err
 	}
 	a.writeBody(c, http.StatusOK, b)
+	putPageBuffer(buf, b) // written: net/http keeps no reference to it
 	return nil
 }
 

@@ -21,8 +21,11 @@ func TestSearchsetRender(t *testing.T) {
 		e.Search.Mode = mode
 		b.Entry = append(b.Entry, e)
 	}
-	for _, bundle := range []searchsetBundle{b, {ResourceType: "Bundle", ID: "empty", Type: "searchset", Link: b.Link[:1]}} {
-		got, err := bundle.render()
+	// Each Bundle renders into the buffer the one before it was rendered
+	// into, as pages do (pageBuffer): nothing of the earlier one remains.
+	var dst []byte
+	for _, bundle := range []searchsetBundle{b, {ResourceType: "Bundle", ID: "empty", Type: "searchset", Link: b.Link[:1]}, b} {
+		got, err := bundle.render(dst)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,6 +46,7 @@ func TestSearchsetRender(t *testing.T) {
 		if !strings.Contains(string(got), "?code=1&patient=2") && bundle.ID == "b1" {
 			t.Errorf("links are escaped: %s", got)
 		}
+		dst = got[:0]
 	}
 }
 

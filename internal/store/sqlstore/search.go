@@ -306,18 +306,28 @@ func (db *DB) page(ctx context.Context, qr Querier, q *search.Query, walk bool, 
 	if err != nil {
 		return nil, err
 	}
-	return scanMatches(rows, q.Type, sortKeys, cached, nil)
+	return scanMatches(rows, q.Type, q.Count+1, sortKeys, cached, nil)
 }
 
 // scanMatches reads the rows of a page: rid, the sort keys (the last is
 // the rid again), id, version_id, last_updated, then, unless cached,
 // method and body, then extra.
-func scanMatches(rows Rows, typ string, sortKeys []sortColumn, cached bool, extra *int64) ([]match, error) {
+func scanMatches(rows Rows, typ string, limit int, sortKeys []sortColumn, cached bool, extra *int64) ([]match, error) {
+	// A page is read at every search, of at most limit rows (its query's
+	// LIMIT): its versions are allocated in blocks, growing, rather than
+	// one by one, and one slice of scan destinations serves every row.
 	var matches []match
+	var versions []store.Version
+	dest := make([]any, 0, len(sortKeys)+7)
 	for rows.Next() {
-		m := match{v: &store.Version{Type: typ}}
-		dest := make([]any, 0, len(sortKeys)+7)
-		dest = append(dest, &m.rid)
+		if len(versions) == cap(versions) {
+			// A new block: the matches keep pointing into the full one.
+			versions = make([]store.Version, 0, max(min(2*cap(versions), limit-len(matches)), 4))
+		}
+		versions = append(versions, store.Version{Type: typ})
+		matches = append(matches, match{v: &versions[len(versions)-1]})
+		m := &matches[len(matches)-1]
+		dest = append(dest[:0], &m.rid)
 		m.keys = make([]any, len(sortKeys)-1)
 		for i, k := range sortKeys[:len(sortKeys)-1] {
 			switch k.kind {
@@ -345,7 +355,6 @@ func scanMatches(rows Rows, typ string, sortKeys []sortColumn, cached bool, extr
 			return nil, err
 		}
 		m.v.LastUpdated = fromMicro(lu)
-		matches = append(matches, m)
 	}
 	rows.Close()
 	return matches, rows.Err()
@@ -772,7 +781,7 @@ func (db *DB) collectedPage(ctx context.Context, qr Querier, q *search.Query, ke
 		return nil, false, err
 	}
 	var n int64
-	matches, err := scanMatches(rows, typ, sortKeys, cached, &n)
+	matches, err := scanMatches(rows, typ, q.Count+1, sortKeys, cached, &n)
 	if n > maxCollected {
 		db.many.add(cond)
 	}
