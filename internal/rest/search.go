@@ -53,7 +53,12 @@ func (a *API) searchType(c *call) error {
 		return err
 	}
 	a.writeBody(c, http.StatusOK, b)
-	putPageBuffer(buf, b) // written: net/http keeps no reference to it
+	if c.r.ProtoMajor == 1 {
+		// HTTP/1 has written or copied the page when Write returns. (An
+		// HTTP/2 stream reset mid-write may leave it queued for the
+		// connection's frame writer: that buffer is not reused.)
+		putPageBuffer(buf, b)
+	}
 	return nil
 }
 
