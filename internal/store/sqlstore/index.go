@@ -61,20 +61,21 @@ func (tx *Tx) indexStatements(ctx context.Context, stmts []Statement, rid int64,
 	if fresh {
 		tx.created++
 	}
-	if !fresh || tx.created == 1 {
-		var rows indexRows
-		if err := rows.add(rid, tx.db.paramKeys()[v.Type], v.Type, ix); err != nil {
-			return nil, err
+	hold := fresh && tx.created > 1
+	rows := new(indexRows)
+	if hold {
+		if tx.pending == nil {
+			tx.pending = rows
 		}
-		return rows.statements(stmts), nil
+		rows = tx.pending
 	}
-	if tx.pending == nil {
-		tx.pending = new(indexRows)
-	}
-	if err := tx.pending.add(rid, tx.db.paramKeys()[v.Type], v.Type, ix); err != nil {
+	if err := rows.add(rid, tx.db.paramKeys()[v.Type], v.Type, ix); err != nil {
 		return nil, err
 	}
-	if tx.pending.n >= maxPendingRows {
+	if !hold {
+		return rows.statements(stmts), nil
+	}
+	if rows.n >= maxPendingRows {
 		return stmts, tx.flushRows(ctx)
 	}
 	return stmts, nil

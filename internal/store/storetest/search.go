@@ -54,17 +54,22 @@ func RunSearch(t *testing.T, open func(t *testing.T, reg *search.Registry) store
 func create(t *testing.T, s store.Store, bodies ...string) {
 	t.Helper()
 	err := s.Transact(context.Background(), func(ctx context.Context, tx store.Tx) error {
-		for _, b := range bodies {
-			typ, id := typeAndID(b)
-			if err := tx.Put(ctx, &store.Version{Type: typ, ID: id, VersionID: 1, Method: "POST", Body: []byte(b)}); err != nil {
-				return err
-			}
-		}
-		return nil
+		return createIn(ctx, tx, bodies...)
 	})
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}
+}
+
+// createIn stores resources as version 1 in the unit of work tx.
+func createIn(ctx context.Context, tx store.Tx, bodies ...string) error {
+	for _, b := range bodies {
+		typ, id := typeAndID(b)
+		if err := tx.Put(ctx, &store.Version{Type: typ, ID: id, VersionID: 1, Method: "POST", Body: []byte(b)}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func typeAndID(b string) (typ, id string) {
@@ -578,11 +583,8 @@ func testSearchInTx(t *testing.T, reg *search.Registry, s store.Store) {
 		}
 		q.Count = 10
 		err = s.Transact(context.Background(), func(ctx context.Context, tx store.Tx) error {
-			for _, body := range []string{tt.first, tt.second} {
-				typ, id := typeAndID(body)
-				if err := tx.Put(ctx, &store.Version{Type: typ, ID: id, VersionID: 1, Method: "POST", Body: []byte(body)}); err != nil {
-					return err
-				}
+			if err := createIn(ctx, tx, tt.first, tt.second); err != nil {
+				return err
 			}
 			res, err := tx.Search(ctx, q)
 			if err != nil {
