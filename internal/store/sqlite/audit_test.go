@@ -10,16 +10,36 @@ import (
 
 	"smartfhir/internal/audit"
 	"smartfhir/internal/store/sqlite"
+	"smartfhir/internal/store/sqlstore"
 	"smartfhir/internal/store/storetest"
 )
 
+// openAudit opens the database at path with the term index in the
+// segments storetest's audit suites expect, migrated.
+func openAudit(t *testing.T, path string) *sqlstore.DB {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), path, sqlstore.Config{AuditSegmentEvents: storetest.AuditSegment})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(context.Background()); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	return db
+}
+
 func TestAuditConformance(t *testing.T) {
 	storetest.RunAudit(t, func(t *testing.T) (audit.Store, storetest.Execer) {
-		db := open(t, filepath.Join(t.TempDir(), "audit.db"))
-		t.Cleanup(func() { db.Close() })
-		if err := db.Migrate(context.Background()); err != nil {
-			t.Fatalf("Migrate: %v", err)
-		}
+		db := openAudit(t, filepath.Join(t.TempDir(), "audit.db"))
+		return db.Audit(), db
+	})
+}
+
+func TestAuditSegments(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	storetest.RunAuditSegments(t, func(t *testing.T) (audit.Store, storetest.Querier) {
+		db := openAudit(t, path)
 		return db.Audit(), db
 	})
 }

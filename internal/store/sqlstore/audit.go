@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"smartfhir/internal/audit"
@@ -18,12 +19,23 @@ import (
 // AuditStore is the audit log's tables (internal/audit): append-only
 // blocks of events (audit_blocks: up to auditBlockEvents consecutive
 // events encoded as one JSON array, with their sequence and time ranges)
-// and a search index (audit_terms: per committed batch and term, the list
-// of its events' sequence numbers). A block is one row, so appending an
-// event costs encoding it rather than a row and an index entry of its
-// own; before blocks, the log's inserts were a tenth of the server's work
-// on reads by id (docs/benchmarks.md). Searches decode the blocks they
-// touch and apply their conditions to the events.
+// and a search index (audit_terms: per segment and term, the list of its
+// events' sequence numbers). A block is one row, so appending an event
+// costs encoding it rather than a row and an index entry of its own;
+// before blocks, the log's inserts were a tenth of the server's work on
+// reads by id (docs/benchmarks.md). Searches decode the blocks they touch
+// and apply their conditions to the events.
+//
+// The term index is written in segments. A segment covers the events of
+// consecutive batches, at least db.auditTail.segment of them, with one
+// row per term, and ends with a marker row (term termSegment, last_seq
+// the last event it covers). The events after the last marker, the tail,
+// are found by decoding their blocks. A row per batch and term instead
+// (five batches a second under load) inserted a row for each patient a
+// batch touched into the index's B-tree, one page each: when every page of
+// a search names ten patients, that was a quarter of the server's work.
+// Blocks stay written at every batch, so an event is as durable as
+// before; the tail is at most a segment and a batch of events.
 type AuditStore struct{ db *DB }
 
 var _ audit.Store = (*AuditStore)(nil)
@@ -45,13 +57,33 @@ const auditBlockRows = 64
 // parameters each, well under both databases' limits).
 const auditTermRows = 500
 
-// The prefixes of audit_terms.term.
+// The prefixes of audit_terms.term, and the segment marker's term.
 const (
 	termPatient  = "patient:"
 	termClient   = "client:"
 	termUser     = "user:"
 	termFHIRUser = "fhirUser:"
+	termSegment  = "segment:"
 )
+
+// defaultAuditSegment is how many events a segment of the term index
+// covers at least: at 5,000 audited requests a second, a segment every
+// second or two, and a tail of 32 blocks or so for a search to decode.
+const defaultAuditSegment = 8192
+
+// auditTail is the tail as one DB handle last committed it: the terms of
+// the events after the segment marker base, up to last. Another handle
+// (or process) that appends in between makes it stale, and Append then
+// reads the tail back from its blocks.
+type auditTail struct {
+	segment int // Config.AuditSegmentEvents
+	mu      sync.Mutex
+	valid   bool
+	base    int64              // the last marker's last_seq (0: none)
+	last    int64              // the last event of the tail
+	events  int                // events in the tail
+	terms   map[string][]int64 // term → ascending sequence numbers
+}
 
 // Append stores events in one unit of work. Their sequence numbers come
 // from the dialect's ReserveSeq (a PostgreSQL sequence, under AuditLock so
@@ -62,7 +94,11 @@ func (s *AuditStore) Append(ctx context.Context, events []audit.Event) (err erro
 	if len(events) == 0 {
 		return nil
 	}
-	return s.db.TransactSQL(ctx, func(ctx context.Context, tx *Tx) error {
+	tail := &s.db.auditTail
+	tail.mu.Lock()
+	defer tail.mu.Unlock()
+	var next tailUpdate
+	err = s.db.TransactSQL(ctx, func(ctx context.Context, tx *Tx) error {
 		seqs, err := s.reserve(ctx, tx, len(events))
 		if err != nil {
 			return err
@@ -94,54 +130,171 @@ func (s *AuditStore) Append(ctx context.Context, events []audit.Event) (err erro
 				return err
 			}
 		}
-		return s.appendTerms(ctx, tx, events, seqs)
+		next, err = s.appendTerms(ctx, tx, events, seqs)
+		return err
 	})
+	if err != nil {
+		tail.valid = false // the transaction may have committed after all
+		return err
+	}
+	next.apply(tail)
+	return nil
 }
 
-// appendTerms writes the batch's audit_terms rows: for each term, the
-// ascending list of its events' sequence numbers.
-func (s *AuditStore) appendTerms(ctx context.Context, tx *Tx, events []audit.Event, seqs []int64) error {
-	terms := map[string][]int64{}
-	var order []string // terms in first-seen order, for a stable insert
-	add := func(prefix, v string, seq int64) {
-		if v == "" {
-			return
+// eventTerms adds the terms of event e, sequence number seq, to terms.
+func eventTerms(terms map[string][]int64, e *audit.Event, seq int64) {
+	add := func(prefix, v string) {
+		if v != "" {
+			t := prefix + v
+			if l := terms[t]; len(l) == 0 || l[len(l)-1] != seq {
+				terms[t] = append(l, seq)
+			}
 		}
-		t := prefix + v
+	}
+	for _, p := range e.Patients {
+		add(termPatient, p)
+	}
+	add(termClient, e.ClientID)
+	add(termUser, e.Username)
+	add(termFHIRUser, e.FHIRUser)
+}
+
+// tailUpdate is what a committed Append does to the handle's auditTail.
+type tailUpdate struct {
+	base, last int64
+	events     int
+	terms      map[string][]int64 // the tail's terms before the batch (nil after a segment)
+	batch      map[string][]int64 // the batch's terms, to add to them
+}
+
+func (u *tailUpdate) apply(t *auditTail) {
+	t.valid, t.base, t.last, t.events = true, u.base, u.last, u.events
+	t.terms = u.terms
+	if t.terms == nil {
+		t.terms = map[string][]int64{}
+	}
+	for term, seqs := range u.batch {
+		t.terms[term] = append(t.terms[term], seqs...)
+	}
+}
+
+// appendTerms indexes the batch of events, sequence numbers seqs: it
+// writes a segment of the term index when the tail and the batch hold
+// enough events, and otherwise leaves the batch in the tail. It returns
+// what the handle's tail becomes once the unit of work commits; it does
+// not change it, since the unit may run again or roll back.
+func (s *AuditStore) appendTerms(ctx context.Context, tx *Tx, events []audit.Event, seqs []int64) (tailUpdate, error) {
+	tail := &s.db.auditTail
+	base, err := auditWatermark(ctx, tx)
+	if err != nil {
+		return tailUpdate{}, err
+	}
+	// The last event stored before the batch: when it is the tail's, no
+	// other writer came in between.
+	var prev int64
+	if err := tx.QueryRow(ctx, "SELECT COALESCE((SELECT last_seq FROM audit_blocks WHERE first_seq < ? ORDER BY first_seq DESC LIMIT 1), 0)",
+		[]any{seqs[0]}, &prev); err != nil {
+		return tailUpdate{}, err
+	}
+	terms, count := tail.terms, tail.events
+	if !tail.valid || tail.base != base || tail.last != prev {
+		if terms, count, err = s.readTail(ctx, tx, base, seqs[0]); err != nil {
+			return tailUpdate{}, err
+		}
+	}
+	batch := map[string][]int64{}
+	for i := range events {
+		eventTerms(batch, &events[i], seqs[i])
+	}
+	last := seqs[len(seqs)-1]
+	if count+len(events) < tail.segment {
+		return tailUpdate{base: base, last: last, events: count + len(events), terms: terms, batch: batch}, nil
+	}
+	// A segment: each term's events of the tail, then of the batch.
+	order := make([]string, 0, len(terms)+len(batch))
+	for t := range terms {
+		order = append(order, t)
+	}
+	for t := range batch {
 		if _, ok := terms[t]; !ok {
 			order = append(order, t)
 		}
-		terms[t] = append(terms[t], seq)
 	}
-	for i, e := range events {
-		for _, p := range e.Patients {
-			add(termPatient, p, seqs[i])
-		}
-		add(termClient, e.ClientID, seqs[i])
-		add(termUser, e.Username, seqs[i])
-		add(termFHIRUser, e.FHIRUser, seqs[i])
+	slices.Sort(order) // the index's order: neighbouring rows, neighbouring pages
+	first := seqs[0]
+	if count > 0 {
+		first = base + 1
 	}
-	for start := 0; start < len(order); start += auditTermRows {
-		chunk := order[start:min(start+auditTermRows, len(order))]
-		q := s.db.d.AppendInsert + " INTO audit_terms (term, last_seq, first_seq, seqs) VALUES " +
-			strings.TrimSuffix(strings.Repeat("(?,?,?,?),", len(chunk)), ",")
-		args := make([]any, 0, 4*len(chunk))
-		for _, t := range chunk {
-			list := terms[t]
-			var b []byte
-			for i, seq := range list {
-				if i > 0 {
+	rows := make([]any, 0, 4*(len(order)+1))
+	var b []byte
+	for _, t := range order {
+		b = b[:0]
+		lo, hi := int64(0), int64(0)
+		for _, list := range [2][]int64{terms[t], batch[t]} {
+			for _, seq := range list {
+				if len(b) > 0 {
 					b = append(b, ' ')
+				} else {
+					lo = seq
 				}
 				b = strconv.AppendInt(b, seq, 10)
+				hi = seq
 			}
-			args = append(args, t, list[len(list)-1], list[0], string(b))
 		}
-		if _, err := tx.Exec(ctx, q, args...); err != nil {
-			return err
+		rows = append(rows, t, hi, lo, string(b))
+	}
+	rows = append(rows, termSegment, last, first, "")
+	for start := 0; start < len(rows); start += 4 * auditTermRows {
+		chunk := rows[start:min(start+4*auditTermRows, len(rows))]
+		q := s.db.d.AppendInsert + " INTO audit_terms (term, last_seq, first_seq, seqs) VALUES " +
+			strings.TrimSuffix(strings.Repeat("(?,?,?,?),", len(chunk)/4), ",")
+		if _, err := tx.Exec(ctx, q, chunk...); err != nil {
+			return tailUpdate{}, err
 		}
 	}
-	return nil
+	return tailUpdate{base: last, last: last}, nil
+}
+
+// afterBlocks selects the blocks of the events after a segment (the first
+// two arguments, its last event) and below a sequence number (the third):
+// a range of first_seq, starting at the block that holds the segment's
+// last event, so that neither the oldest nor the newest blocks are read.
+const afterBlocks = `first_seq >= COALESCE((SELECT first_seq FROM audit_blocks WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1), 0)
+AND last_seq > ? AND first_seq < ?`
+
+// auditReader is the DB or a unit of work, to read the log through.
+type auditReader interface {
+	Query(ctx context.Context, query string, args ...any) (Rows, error)
+	QueryRow(ctx context.Context, query string, args []any, dest ...any) error
+}
+
+// auditWatermark is the last event the term index's segments cover; 0
+// when there is no segment.
+func auditWatermark(ctx context.Context, q auditReader) (int64, error) {
+	var w int64
+	err := q.QueryRow(ctx, "SELECT COALESCE((SELECT last_seq FROM audit_terms WHERE term = ? ORDER BY last_seq DESC LIMIT 1), 0)",
+		[]any{termSegment}, &w)
+	return w, err
+}
+
+// readTail reads the terms of the events after base and before below
+// back from their blocks, and counts the events.
+func (s *AuditStore) readTail(ctx context.Context, tx *Tx, base, below int64) (map[string][]int64, int, error) {
+	blocks, err := s.blocks(ctx, tx, afterBlocks+" ORDER BY first_seq", base, base, below)
+	if err != nil {
+		return nil, 0, err
+	}
+	terms := map[string][]int64{}
+	n := 0
+	for _, b := range blocks {
+		for i := range b.events {
+			if e := &b.events[i]; e.Seq > base && e.Seq < below {
+				eventTerms(terms, &e.Event, e.Seq)
+				n++
+			}
+		}
+	}
+	return terms, n, nil
 }
 
 // appendAuditEvent appends e as the JSON array a block holds: the columns
@@ -286,8 +439,9 @@ func (s *AuditStore) reserve(ctx context.Context, tx *Tx, n int) ([]int64, error
 }
 
 // Search returns the events matching q, newest first. A patient, else an
-// agent, else a fhirUser drives the query through audit_terms: the
-// matching sequence numbers are read newest first and the blocks holding
+// agent, else a fhirUser drives the query: the blocks after the term
+// index's last segment are decoded, then the matching sequence numbers of
+// the segments (audit_terms) read newest first and the blocks holding
 // them decoded. Without one, the blocks are read newest first, narrowed
 // by their time ranges. Every condition is checked on the decoded events.
 func (s *AuditStore) Search(ctx context.Context, q audit.Query) (_ []audit.Stored, err error) {
@@ -327,7 +481,7 @@ func (s *AuditStore) Search(ctx context.Context, q audit.Query) (_ []audit.Store
 		// in increasing order.
 		const blocksPerRead = 4
 		for below := before; len(out) < count; {
-			blocks, err := s.blocks(ctx, "first_seq < ? AND last_recorded >= ? AND first_recorded < ? ORDER BY first_seq DESC LIMIT ?",
+			blocks, err := s.blocks(ctx, s.db, "first_seq < ? AND last_recorded >= ? AND first_recorded < ? ORDER BY first_seq DESC LIMIT ?",
 				below, from, to, blocksPerRead)
 			if err != nil {
 				return nil, err
@@ -345,6 +499,25 @@ func (s *AuditStore) Search(ctx context.Context, q audit.Query) (_ []audit.Store
 			}
 		}
 		return out, nil
+	}
+	// The tail first, newest first: its events are the log's newest.
+	base, err := auditWatermark(ctx, s.db)
+	if err != nil {
+		return nil, err
+	}
+	if before > base+1 {
+		blocks, err := s.blocks(ctx, s.db, afterBlocks+" ORDER BY first_seq DESC", base, base, before)
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range blocks {
+			for i := len(b.events) - 1; i >= 0 && len(out) < count; i-- {
+				if e := &b.events[i]; e.Seq > base && keep(e) {
+					out = append(out, *e)
+				}
+			}
+		}
+		before = base + 1
 	}
 	streams := make([]*termStream, len(terms))
 	for i, t := range terms {
@@ -389,9 +562,10 @@ func (b *auditBlock) find(seq int64) *audit.Stored {
 	return &b.events[i]
 }
 
-// blocks decodes the audit_blocks rows matching where.
-func (s *AuditStore) blocks(ctx context.Context, where string, args ...any) ([]*auditBlock, error) {
-	rows, err := s.db.Query(ctx, "SELECT first_seq, last_seq, events FROM audit_blocks WHERE "+where, args...)
+// blocks decodes the audit_blocks rows matching where, read through q (the
+// DB or a unit of work).
+func (s *AuditStore) blocks(ctx context.Context, q auditReader, where string, args ...any) ([]*auditBlock, error) {
+	rows, err := q.Query(ctx, "SELECT first_seq, last_seq, events FROM audit_blocks WHERE "+where, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -414,7 +588,7 @@ func (s *AuditStore) blocks(ctx context.Context, where string, args ...any) ([]*
 // blockOf returns the block whose range holds seq: an empty one when no
 // block does.
 func (s *AuditStore) blockOf(ctx context.Context, seq int64) (*auditBlock, error) {
-	blocks, err := s.blocks(ctx, "first_seq <= ? ORDER BY first_seq DESC LIMIT 1", seq)
+	blocks, err := s.blocks(ctx, s.db, "first_seq <= ? ORDER BY first_seq DESC LIMIT 1", seq)
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,10 @@ type Config struct {
 	// the driver is a Generationer, Read serve unchanged resources from
 	// memory, in as many bytes again.
 	ReadCacheBytes int
+	// AuditSegmentEvents is how many events the audit log's term index
+	// covers with one segment at least (audit.go); 0 means
+	// defaultAuditSegment. Tests set a few, to cross segments.
+	AuditSegmentEvents int
 }
 
 // DB is a store.Store on a SQL database.
@@ -55,6 +59,9 @@ type DB struct {
 	// many remembers conditions with too many rows for a collected page
 	// (collectedPage).
 	many manyRows
+	// auditTail is what this handle knows of the audit log's events that
+	// no segment of the term index covers yet (audit.go).
+	auditTail auditTail
 }
 
 var _ store.Store = (*DB)(nil)
@@ -85,6 +92,10 @@ func New(drv Driver, d Dialect, cfg Config) *DB {
 		d.UniqueViolation = func(error) bool { return false }
 	}
 	db := &DB{drv: drv, d: d, now: cfg.Now, rb: rebinder{numbered: d.Numbered}, reg: cfg.Search}
+	db.auditTail.segment = cfg.AuditSegmentEvents
+	if db.auditTail.segment <= 0 {
+		db.auditTail.segment = defaultAuditSegment
+	}
 	if db.now == nil {
 		db.now = time.Now
 	}

@@ -21,10 +21,16 @@ type Execer interface {
 	Exec(ctx context.Context, query string, args ...any) (int64, error)
 }
 
+// AuditSegment is the segment size (sqlstore.Config.AuditSegmentEvents)
+// of the stores RunAudit and RunAuditSegments are given: small, so that
+// searches cross segments of the term index and the events after them.
+const AuditSegment = 20
+
 // RunAudit checks an audit.Store: events come back as stored, newest
 // first, filtered by patient, agent, interaction and time, paged by
 // sequence number; concurrent appends never share a sequence number; and
-// the records cannot be updated or deleted.
+// the records cannot be updated or deleted. open gives stores whose term
+// index is written in segments of AuditSegment events.
 func RunAudit(t *testing.T, open func(t *testing.T) (audit.Store, Execer)) {
 	ctx := context.Background()
 	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -57,12 +63,13 @@ func RunAudit(t *testing.T, open func(t *testing.T) (audit.Store, Execer)) {
 		for i := range 30 {
 			all = append(all, event(i))
 		}
-		// Two appends: sequence numbers continue across batches.
-		if err := s.Append(ctx, all[:12]); err != nil {
-			t.Fatalf("Append: %v", err)
-		}
-		if err := s.Append(ctx, all[12:]); err != nil {
-			t.Fatalf("Append: %v", err)
+		// Three appends: sequence numbers continue across batches; the
+		// second ends a segment of the term index, the third stays after
+		// it.
+		for _, part := range [][]audit.Event{all[:12], all[12:25], all[25:]} {
+			if err := s.Append(ctx, part); err != nil {
+				t.Fatalf("Append: %v", err)
+			}
 		}
 		got, err := s.Search(ctx, audit.Query{Count: 100})
 		if err != nil {
@@ -239,7 +246,11 @@ func RunAudit(t *testing.T, open func(t *testing.T) (audit.Store, Execer)) {
 
 	t.Run("AppendOnly", func(t *testing.T) {
 		s, db := open(t)
-		if err := s.Append(ctx, []audit.Event{event(1)}); err != nil {
+		var batch []audit.Event // a segment's worth: the term index has rows
+		for i := range AuditSegment {
+			batch = append(batch, event(i))
+		}
+		if err := s.Append(ctx, batch); err != nil {
 			t.Fatal(err)
 		}
 		for _, q := range []string{
@@ -252,11 +263,112 @@ func RunAudit(t *testing.T, open func(t *testing.T) (audit.Store, Execer)) {
 				t.Errorf("%s: succeeded; the audit log must refuse it", q)
 			}
 		}
-		got, err := s.Search(ctx, audit.Query{Patient: "p1", Count: 10})
-		if err != nil || len(got) != 1 || got[0].Status != 200 {
+		got, err := s.Search(ctx, audit.Query{Patient: "p1", Count: 100})
+		if err != nil || len(got) != AuditSegment/4 || got[0].RequestID != batch[len(batch)-3].RequestID {
 			t.Fatalf("after refused changes: %+v, %v", got, err)
 		}
 	})
+}
+
+// Querier reads raw: RunAuditSegments counts the term index's rows.
+type Querier interface {
+	QueryRow(ctx context.Context, query string, args []any, dest ...any) error
+}
+
+// RunAuditSegments checks the term index's segments and the events after
+// them, with two handles on one database that append in turns, as two
+// processes (a server and a CLI) or a restarted server do: each search,
+// through either, finds every event of its patient, agent or fhirUser,
+// newest first, in pages that cross segments and the tail; segments are
+// written, and the events after the last one stay fewer than a segment
+// and a batch. open gives a new handle on the same database at each call,
+// its term index in segments of AuditSegment events.
+func RunAuditSegments(t *testing.T, open func(t *testing.T) (audit.Store, Querier)) {
+	ctx := context.Background()
+	a, db := open(t)
+	b, _ := open(t)
+	rng := rand.New(rand.NewPCG(3, 7))
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var all []audit.Event // in the order appended: sequence order
+	queries := []audit.Query{
+		{Patient: "p0"}, {Patient: "p3"}, {Patient: "p5"},
+		{Agent: "app-1"}, {Agent: "user-2"}, {FHIRUser: "Practitioner/f1"},
+		{Patient: "p1", Agent: "app-0"},
+	}
+	matches := func(q audit.Query, e audit.Event) bool {
+		return (q.Patient == "" || slices.Contains(e.Patients, q.Patient)) &&
+			(q.Agent == "" || e.ClientID == q.Agent || e.Username == q.Agent) &&
+			(q.FHIRUser == "" || e.FHIRUser == q.FHIRUser)
+	}
+	check := func(round int) {
+		t.Helper()
+		for h, s := range []audit.Store{a, b} {
+			for _, q := range queries {
+				var want []string
+				for i := len(all) - 1; i >= 0; i-- {
+					if matches(q, all[i]) {
+						want = append(want, all[i].RequestID)
+					}
+				}
+				if got := pageAudit(t, s, q, 7); !slices.Equal(got, want) {
+					t.Fatalf("after round %d, handle %d, %+v:\n got %v\nwant %v", round, h, q, got, want)
+				}
+			}
+		}
+	}
+	const maxBatch = 9
+	for round := range 40 {
+		// Mostly a, at times b, whose next append then finds events it
+		// did not write after the last segment.
+		s := a
+		if round%4 == 3 {
+			s = b
+		}
+		var batch []audit.Event
+		for range 1 + rng.IntN(maxBatch) {
+			i := len(all) + len(batch)
+			e := audit.Event{
+				Time: base.Add(time.Duration(i) * time.Second), Interaction: "read", Type: "Observation", Status: 200,
+				ClientID: fmt.Sprintf("app-%d", i%2), RequestID: fmt.Sprintf("req-%d", i),
+			}
+			for k := range 1 + rng.IntN(3) {
+				if p := fmt.Sprintf("p%d", rng.IntN(6)); k == 0 || !slices.Contains(e.Patients, p) {
+					e.Patients = append(e.Patients, p)
+				}
+			}
+			if i%3 != 0 {
+				e.Username, e.FHIRUser = fmt.Sprintf("user-%d", i%3), fmt.Sprintf("Practitioner/f%d", i%2)
+			}
+			batch = append(batch, e)
+		}
+		if err := s.Append(ctx, batch); err != nil {
+			t.Fatalf("round %d: Append: %v", round, err)
+		}
+		all = append(all, batch...)
+		if round%8 == 7 {
+			check(round)
+		}
+	}
+	var segments, last int64
+	if err := db.QueryRow(ctx, "SELECT COUNT(*), COALESCE(MAX(last_seq), 0) FROM audit_terms WHERE term = 'segment:'", nil, &segments, &last); err != nil {
+		t.Fatal(err)
+	}
+	if least := int64(len(all)/(AuditSegment+maxBatch)) - 1; segments < least {
+		t.Fatalf("%d segments for %d events; want %d at least", segments, len(all), least)
+	}
+	stored, err := a.Search(ctx, audit.Query{Count: len(all) + 1})
+	if err != nil || len(stored) != len(all) {
+		t.Fatalf("all events: %d, %v; want %d", len(stored), err, len(all))
+	}
+	after := 0
+	for _, e := range stored {
+		if e.Seq > last {
+			after++
+		}
+	}
+	if after >= AuditSegment {
+		t.Fatalf("%d events after the last segment; want fewer than %d", after, AuditSegment)
+	}
 }
 
 // sameEvent compares events as the database returns them: instants at
@@ -395,6 +507,13 @@ func RunAuditBlocksUpgrade(t *testing.T, db Migrator, s audit.Store, setSeq stri
 	}
 	if err := db.Migrate(ctx); err != nil {
 		t.Fatalf("Migrate: %v", err)
+	}
+	// The term rows written before segments cover every old event: a
+	// segment marker says so (0015), and a search need not read their
+	// blocks.
+	var covered int64
+	if err := db.QueryRow(ctx, "SELECT MAX(last_seq) FROM audit_terms WHERE term = 'segment:'", nil, &covered); err != nil || covered != n {
+		t.Fatalf("the term index after the upgrade covers events up to %d, %v; want %d", covered, err, n)
 	}
 	if err := s.Append(ctx, []audit.Event{{Time: base.Add(time.Hour), Interaction: "read", Type: "Patient", Patients: []string{"p1"},
 		Status: 200, ClientID: "app", RequestID: "new-1"}}); err != nil {
