@@ -196,19 +196,33 @@ func (s *AuditStore) appendTerms(ctx context.Context, tx *Tx, events []audit.Eve
 		[]any{seqs[0]}, &prev); err != nil {
 		return tailUpdate{}, err
 	}
+	// batch is what the unit adds to the tail: the events other writers
+	// appended since the handle's last batch, then this batch's.
 	terms, count := tail.terms, tail.events
-	if !tail.valid || tail.base != base || tail.last != prev {
-		if terms, count, err = s.readTail(ctx, tx, base, seqs[0]); err != nil {
+	batch := map[string][]int64{}
+	switch {
+	case !tail.valid || tail.base != base || tail.last > prev:
+		// A segment by another writer, or a tail never read: all of it.
+		terms = map[string][]int64{}
+		if count, err = s.readTail(ctx, tx, terms, base, seqs[0]); err != nil {
 			return tailUpdate{}, err
 		}
+	case tail.last < prev:
+		// Other writers' batches since this handle's last one (another
+		// replica, or the CLI): only those.
+		n, err := s.readTail(ctx, tx, batch, tail.last, seqs[0])
+		if err != nil {
+			return tailUpdate{}, err
+		}
+		count += n
 	}
-	batch := map[string][]int64{}
 	for i := range events {
 		eventTerms(batch, &events[i], seqs[i])
 	}
+	count += len(events)
 	last := seqs[len(seqs)-1]
-	if count+len(events) < tail.segment {
-		return tailUpdate{base: base, last: last, events: count + len(events), terms: terms, batch: batch}, nil
+	if count < tail.segment {
+		return tailUpdate{base: base, last: last, events: count, terms: terms, batch: batch}, nil
 	}
 	// A segment: each term's events of the tail, then of the batch.
 	order := make([]string, 0, len(terms)+len(batch))
@@ -221,10 +235,7 @@ func (s *AuditStore) appendTerms(ctx context.Context, tx *Tx, events []audit.Eve
 		}
 	}
 	slices.Sort(order) // the index's order: neighbouring rows, neighbouring pages
-	first := seqs[0]
-	if count > 0 {
-		first = base + 1
-	}
+	first := base + 1
 	rows := make([]any, 0, 4*(len(order)+1))
 	var b []byte
 	for _, t := range order {
@@ -277,14 +288,13 @@ func auditWatermark(ctx context.Context, q auditReader) (int64, error) {
 	return w, err
 }
 
-// readTail reads the terms of the events after base and before below
-// back from their blocks, and counts the events.
-func (s *AuditStore) readTail(ctx context.Context, tx *Tx, base, below int64) (map[string][]int64, int, error) {
+// readTail adds to terms those of the events after base and before below,
+// read back from their blocks, and returns how many there are.
+func (s *AuditStore) readTail(ctx context.Context, tx *Tx, terms map[string][]int64, base, below int64) (int, error) {
 	blocks, err := s.blocks(ctx, tx, afterBlocks+" ORDER BY first_seq", base, base, below)
 	if err != nil {
-		return nil, 0, err
+		return 0, err
 	}
-	terms := map[string][]int64{}
 	n := 0
 	for _, b := range blocks {
 		for i := range b.events {
@@ -294,7 +304,7 @@ func (s *AuditStore) readTail(ctx context.Context, tx *Tx, base, below int64) (m
 			}
 		}
 	}
-	return terms, n, nil
+	return n, nil
 }
 
 // appendAuditEvent appends e as the JSON array a block holds: the columns

@@ -345,20 +345,29 @@ func RunAuditSegments(t *testing.T, open func(t *testing.T) (audit.Store, Querie
 			t.Fatalf("round %d: Append: %v", round, err)
 		}
 		all = append(all, batch...)
+		tailAfterSegments(t, a, db, len(all))
 		if round%8 == 7 {
 			check(round)
 		}
 	}
+	if segments := tailAfterSegments(t, a, db, len(all)); segments < int64(len(all)/(AuditSegment+maxBatch))-1 {
+		t.Fatalf("%d segments for %d events", segments, len(all))
+	}
+}
+
+// tailAfterSegments checks that fewer than AuditSegment of the n events
+// stored come after the term index's last segment, and returns how many
+// segments there are.
+func tailAfterSegments(t *testing.T, s audit.Store, db Querier, n int) int64 {
+	t.Helper()
+	ctx := context.Background()
 	var segments, last int64
 	if err := db.QueryRow(ctx, "SELECT COUNT(*), COALESCE(MAX(last_seq), 0) FROM audit_terms WHERE term = 'segment:'", nil, &segments, &last); err != nil {
 		t.Fatal(err)
 	}
-	if least := int64(len(all)/(AuditSegment+maxBatch)) - 1; segments < least {
-		t.Fatalf("%d segments for %d events; want %d at least", segments, len(all), least)
-	}
-	stored, err := a.Search(ctx, audit.Query{Count: len(all) + 1})
-	if err != nil || len(stored) != len(all) {
-		t.Fatalf("all events: %d, %v; want %d", len(stored), err, len(all))
+	stored, err := s.Search(ctx, audit.Query{Count: n + 1})
+	if err != nil || len(stored) != n {
+		t.Fatalf("all events: %d, %v; want %d", len(stored), err, n)
 	}
 	after := 0
 	for _, e := range stored {
@@ -369,6 +378,7 @@ func RunAuditSegments(t *testing.T, open func(t *testing.T) (audit.Store, Querie
 	if after >= AuditSegment {
 		t.Fatalf("%d events after the last segment; want fewer than %d", after, AuditSegment)
 	}
+	return segments
 }
 
 // sameEvent compares events as the database returns them: instants at
