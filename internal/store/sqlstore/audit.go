@@ -35,7 +35,7 @@ import (
 // batch touched into the index's B-tree, one page each: when every page of
 // a search names ten patients, that was a quarter of the server's work.
 // Blocks stay written at every batch, so an event is as durable as
-// before; the tail is at most a segment and a batch of events.
+// before; after each Append the tail holds fewer events than a segment.
 type AuditStore struct{ db *DB }
 
 var _ audit.Store = (*AuditStore)(nil)
