@@ -235,17 +235,18 @@ func (db *DB) page(ctx context.Context, qr Querier, q *search.Query, walk bool, 
 	// before sorting (PostgreSQL's, for a patient with 2,265
 	// Observations) read every match's body to return 51. The select
 	// list: rid, the sort keys (k0…, the last is the rid again), then the
-	// version.
+	// version. With the bodies in memory (cached), the page is that first
+	// query alone: wrapped in the join, SQLite sorted its rows a second
+	// time, in a temporary B-tree, for the outer ORDER BY.
 	sel := &sqlBuilder{}
-	sel.sb.WriteString("SELECT p.rid")
-	for i := range sortKeys {
-		fmt.Fprintf(&sel.sb, ", p.k%d", i)
-	}
-	sel.sb.WriteString(", p.id, p.version_id, p.last_updated")
 	if !cached {
-		sel.sb.WriteString(", v.method, v.body")
+		sel.sb.WriteString("SELECT p.rid")
+		for i := range sortKeys {
+			fmt.Fprintf(&sel.sb, ", p.k%d", i)
+		}
+		sel.sb.WriteString(", p.id, p.version_id, p.last_updated, v.method, v.body FROM (")
 	}
-	sel.sb.WriteString(" FROM (SELECT r.rid")
+	sel.sb.WriteString("SELECT r.rid")
 	for i, k := range sortKeys {
 		sel.sb.WriteString(", ")
 		if walk {
@@ -295,12 +296,12 @@ func (db *DB) page(ctx context.Context, qr Querier, q *search.Query, walk bool, 
 		}
 	}
 	order("")
-	sel.sb.WriteString(" LIMIT ?) p")
-	if !cached {
-		sel.sb.WriteString(" JOIN resource_versions v ON v.rid = p.rid AND v.version_id = p.version_id")
-	}
+	sel.sb.WriteString(" LIMIT ?")
 	sel.args = append(sel.args, q.Count+1)
-	order("p.")
+	if !cached {
+		sel.sb.WriteString(") p JOIN resource_versions v ON v.rid = p.rid AND v.version_id = p.version_id")
+		order("p.")
+	}
 
 	rows, err := qr.Query(ctx, db.rb.rebind(sel.sb.String()), sel.args...)
 	if err != nil {
