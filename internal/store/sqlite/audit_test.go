@@ -14,18 +14,12 @@ import (
 	"smartfhir/internal/store/storetest"
 )
 
-// openAudit opens the database at path with the term index in the
-// segments storetest's audit suites expect, migrated.
+// openAudit opens the database at path, migrated, with the term index in
+// the segments storetest's audit suites expect.
 func openAudit(t *testing.T, path string) *sqlstore.DB {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), path, sqlstore.Config{AuditSegmentEvents: storetest.AuditSegment})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
+	db := openMigrated(t, path, sqlstore.Config{AuditSegmentEvents: storetest.AuditSegment})
 	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(context.Background()); err != nil {
-		t.Fatalf("Migrate: %v", err)
-	}
 	return db
 }
 

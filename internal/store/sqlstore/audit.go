@@ -99,7 +99,7 @@ func (s *AuditStore) Append(ctx context.Context, events []audit.Event) (err erro
 	defer tail.mu.Unlock()
 	var next tailUpdate
 	err = s.db.TransactSQL(ctx, func(ctx context.Context, tx *Tx) error {
-		seqs, err := s.reserve(ctx, tx, len(events))
+		seqs, prev, err := s.reserve(ctx, tx, len(events))
 		if err != nil {
 			return err
 		}
@@ -130,7 +130,7 @@ func (s *AuditStore) Append(ctx context.Context, events []audit.Event) (err erro
 				return err
 			}
 		}
-		next, err = s.appendTerms(ctx, tx, events, seqs)
+		next, err = s.appendTerms(ctx, tx, events, seqs, prev)
 		return err
 	})
 	if err != nil {
@@ -178,22 +178,17 @@ func (u *tailUpdate) apply(t *auditTail) {
 	}
 }
 
-// appendTerms indexes the batch of events, sequence numbers seqs: it
-// writes a segment of the term index when the tail and the batch hold
-// enough events, and otherwise leaves the batch in the tail. It returns
-// what the handle's tail becomes once the unit of work commits; it does
-// not change it, since the unit may run again or roll back.
-func (s *AuditStore) appendTerms(ctx context.Context, tx *Tx, events []audit.Event, seqs []int64) (tailUpdate, error) {
+// appendTerms indexes the batch of events, sequence numbers seqs, after
+// prev, the last event stored before them (when it is the last of the
+// handle's tail, no other writer came in between). It writes a segment of
+// the term index when the tail and the batch hold enough events, and
+// otherwise leaves the batch in the tail. It returns what the handle's
+// tail becomes once the unit of work commits; it does not change it, since
+// the unit may run again or roll back.
+func (s *AuditStore) appendTerms(ctx context.Context, tx *Tx, events []audit.Event, seqs []int64, prev int64) (tailUpdate, error) {
 	tail := &s.db.auditTail
 	base, err := auditWatermark(ctx, tx)
 	if err != nil {
-		return tailUpdate{}, err
-	}
-	// The last event stored before the batch: when it is the tail's, no
-	// other writer came in between.
-	var prev int64
-	if err := tx.QueryRow(ctx, "SELECT COALESCE((SELECT last_seq FROM audit_blocks WHERE first_seq < ? ORDER BY first_seq DESC LIMIT 1), 0)",
-		[]any{seqs[0]}, &prev); err != nil {
 		return tailUpdate{}, err
 	}
 	// batch is what the unit adds to the tail: the events other writers
@@ -408,44 +403,52 @@ func decodeAuditBlock(data string) ([]audit.Stored, error) {
 }
 
 // reserve returns n fresh sequence numbers, in increasing order, all
-// greater than any another writer holds.
-func (s *AuditStore) reserve(ctx context.Context, tx *Tx, n int) ([]int64, error) {
-	seqs := make([]int64, 0, n)
+// greater than any another writer holds, and the last event stored before
+// them (0 when there is none).
+func (s *AuditStore) reserve(ctx context.Context, tx *Tx, n int) (seqs []int64, prev int64, err error) {
+	// The block stored last: under the dialect's AuditLock, or with a
+	// single writer, no other writer's block can follow it before ours.
+	lastStored := func() error {
+		return tx.QueryRow(ctx, "SELECT COALESCE((SELECT last_seq FROM audit_blocks ORDER BY first_seq DESC LIMIT 1), 0)", nil, &prev)
+	}
+	seqs = make([]int64, 0, n)
 	if q := s.db.d.ReserveSeq; q != "" {
 		if l := s.db.d.AuditLock; l != "" {
 			if _, err := tx.Exec(ctx, l); err != nil {
-				return nil, fmt.Errorf("locking the audit log: %w", err)
+				return nil, 0, fmt.Errorf("locking the audit log: %w", err)
 			}
+		}
+		if err := lastStored(); err != nil {
+			return nil, 0, err
 		}
 		rows, err := tx.Query(ctx, q, n)
 		if err != nil {
-			return nil, fmt.Errorf("reserving audit sequence numbers: %w", err)
+			return nil, 0, fmt.Errorf("reserving audit sequence numbers: %w", err)
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var seq int64
 			if err := rows.Scan(&seq); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			seqs = append(seqs, seq)
 		}
 		if err := rows.Err(); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if len(seqs) != n {
-			return nil, fmt.Errorf("reserving audit sequence numbers: got %d of %d", len(seqs), n)
+			return nil, 0, fmt.Errorf("reserving audit sequence numbers: got %d of %d", len(seqs), n)
 		}
 		slices.Sort(seqs)
-		return seqs, nil
+		return seqs, prev, nil
 	}
-	var last int64
-	if err := tx.QueryRow(ctx, "SELECT COALESCE((SELECT last_seq FROM audit_blocks ORDER BY first_seq DESC LIMIT 1), 0)", nil, &last); err != nil {
-		return nil, err
+	if err := lastStored(); err != nil {
+		return nil, 0, err
 	}
 	for i := range n {
-		seqs = append(seqs, last+1+int64(i))
+		seqs = append(seqs, prev+1+int64(i))
 	}
-	return seqs, nil
+	return seqs, prev, nil
 }
 
 // Search returns the events matching q, newest first. A patient, else an

@@ -62,12 +62,12 @@ func (tx *Tx) indexStatements(ctx context.Context, stmts []Statement, rid int64,
 		tx.created++
 	}
 	hold := fresh && tx.created > 1
-	rows := new(indexRows)
+	rows := tx.pending
+	if !hold || rows == nil {
+		rows = new(indexRows)
+	}
 	if hold {
-		if tx.pending == nil {
-			tx.pending = rows
-		}
-		rows = tx.pending
+		tx.pending = rows
 	}
 	if err := rows.add(rid, tx.db.paramKeys()[v.Type], v.Type, ix); err != nil {
 		return nil, err
