@@ -200,3 +200,37 @@ func TestEnvironmentVariablesSetFlags(t *testing.T) {
 		t.Errorf("bad environment value: err = %v, want one naming SMARTFHIR_MAX_COUNT", err)
 	}
 }
+
+// TestNewID: server-assigned ids are version-7 UUIDs (RFC 9562 §5.7), so
+// that ids made close in time sort close together (the index pages a bulk
+// load writes), and they do not repeat.
+func TestNewID(t *testing.T) {
+	before := time.Now().UnixMilli()
+	seen := map[string]bool{}
+	prev := ""
+	for range 1000 {
+		id := newID()
+		if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' || id[14] != '7' || !strings.ContainsRune("89ab", rune(id[19])) {
+			t.Fatalf("newID() = %q, want a version-7 UUID", id)
+		}
+		raw, err := hex.DecodeString(strings.ReplaceAll(id, "-", ""))
+		if err != nil {
+			t.Fatalf("newID() = %q: %v", id, err)
+		}
+		var ms int64
+		for _, b := range raw[:6] {
+			ms = ms<<8 | int64(b)
+		}
+		if now := time.Now().UnixMilli(); ms < before || ms > now {
+			t.Fatalf("newID() = %q holds %d ms, want between %d and %d", id, ms, before, now)
+		}
+		if seen[id] {
+			t.Fatalf("newID() repeated %q", id)
+		}
+		seen[id] = true
+		if id[:13] < prev {
+			t.Fatalf("newID() = %q sorts before the earlier %q's time", id, prev)
+		}
+		prev = id[:13]
+	}
+}

@@ -343,11 +343,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return m.Close()
 }
 
-// newID returns a random version-4 UUID, the form of server-assigned ids.
+// newID returns a version-7 UUID (RFC 9562 §5.7), the form of
+// server-assigned ids: 48 bits of Unix milliseconds, then 74 random bits.
 func newID() string {
 	var b [16]byte
-	rand.Read(b[:]) // never fails (crypto/rand, Go ≥ 1.24)
-	b[6] = b[6]&0x0f | 0x40
+	rand.Read(b[6:]) // never fails (crypto/rand, Go ≥ 1.24)
+	ms := uint64(time.Now().UnixMilli())
+	for i := range 6 {
+		b[i] = byte(ms >> (40 - 8*i))
+	}
+	b[6] = b[6]&0x0f | 0x70
 	b[8] = b[8]&0x3f | 0x80
 	const hexdig = "0123456789abcdef"
 	out := make([]byte, 0, 36)

@@ -98,6 +98,12 @@ type Options struct {
 	// loading (smartfhir import --skip-invalid), never for POST [base],
 	// where a transaction is all or nothing.
 	SkipInvalid bool
+	// Prepared, when set, is called once the Bundle is parsed and its
+	// entries prepared, before the first unit of work; it is not called
+	// when the Bundle fails before that. What comes after it mostly waits
+	// for the store (SQLite has one writer), so a bulk loader uses it to
+	// start preparing its next Bundle.
+	Prepared func()
 }
 
 // Outcome is what Run did with a Bundle.
@@ -171,6 +177,9 @@ func (p *Processor) Run(ctx context.Context, body []byte, opts Options) (*Outcom
 	}
 	b.assignIDs(p.NewID)
 	p.prepare(ctx, b)
+	if opts.Prepared != nil {
+		opts.Prepared()
+	}
 	if b.kind == "transaction" {
 		return out, p.runTransaction(ctx, b, opts, out)
 	}

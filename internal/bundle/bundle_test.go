@@ -258,3 +258,31 @@ func FuzzBundle(f *testing.F) {
 		}
 	})
 }
+
+// TestPreparedHook: Options.Prepared runs once, after parsing and before
+// the first entry executes, for transactions and batches alike; a Bundle
+// that fails to parse never calls it.
+func TestPreparedHook(t *testing.T) {
+	for _, kind := range []string{"transaction", "batch"} {
+		t.Run(kind, func(t *testing.T) {
+			rec := &recorder{}
+			p := &Processor{Store: fakeStore{}, Exec: rec, NewID: counter()}
+			var calls, executedBefore int
+			_, err := p.Run(context.Background(), fmt.Appendf(nil, txBundle, kind), Options{Prepared: func() {
+				calls++
+				executedBefore = len(rec.calls)
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if calls != 1 || executedBefore != 0 || len(rec.calls) != 5 {
+				t.Errorf("Prepared called %d times, after %d of %d entries executed; want once, before any", calls, executedBefore, len(rec.calls))
+			}
+		})
+	}
+	p := &Processor{Store: fakeStore{}, Exec: &recorder{}, NewID: counter()}
+	called := false
+	if _, err := p.Run(context.Background(), []byte(`{"resourceType":"Patient"}`), Options{Prepared: func() { called = true }}); err == nil || called {
+		t.Errorf("a Bundle that does not parse: err %v, Prepared called %v; want an error and no call", err, called)
+	}
+}

@@ -2,6 +2,7 @@ package importer
 
 import (
 	"bufio"
+	"cmp"
 	"compress/bzip2"
 	"compress/gzip"
 	"errors"
@@ -45,6 +46,8 @@ type File struct {
 	// (Synthea's hospitalInformation* and practitionerInformation*): they
 	// load first, one after the other, before anything else starts.
 	Shared bool
+	// Size is the file's size on disk, in bytes.
+	Size int64
 }
 
 // sharedPrefixes name the files Synthea writes for the resources every
@@ -85,8 +88,10 @@ func isShared(path string) bool {
 }
 
 // Find expands paths — files, or folders searched recursively — into the
-// files to load, in loading order: shared Bundles first, then the rest,
-// each group by path. A file named explicitly must exist and have a known
+// files to load, in loading order: shared Bundles first, by path, then the
+// rest largest first (ties by path). Several files load at once, so a large
+// file met last would load alone while the other workers idle; largest
+// first leaves the small ones to fill in at the end. A file named explicitly must exist and have a known
 // extension (.json, .ndjson, optionally .gz or .bz2); in folders, files
 // with other extensions (README, LICENSE…) are passed over. A path named
 // twice is loaded once.
@@ -96,11 +101,11 @@ func Find(paths []string) ([]File, error) {
 	}
 	var files []File
 	seen := map[string]bool{}
-	add := func(path string) {
+	add := func(path string, size int64) {
 		f, c, _ := kind(path)
 		if clean := filepath.Clean(path); !seen[clean] {
 			seen[clean] = true
-			files = append(files, File{Path: path, Format: f, Compression: c, Shared: isShared(path)})
+			files = append(files, File{Path: path, Format: f, Compression: c, Shared: isShared(path), Size: size})
 		}
 	}
 	for _, p := range paths {
@@ -115,7 +120,7 @@ func Find(paths []string) ([]File, error) {
 			if _, _, ok := kind(p); !ok {
 				return nil, fmt.Errorf("%s: unknown file type (want .json or .ndjson, optionally .gz or .bz2)", p)
 			}
-			add(p)
+			add(p, info.Size())
 			continue
 		}
 		n := len(files)
@@ -129,15 +134,12 @@ func Find(paths []string) ([]File, error) {
 			if _, _, ok := kind(path); !ok {
 				return nil
 			}
-			if d.Type()&fs.ModeSymlink != 0 {
-				// A link to a file is loaded like the file.
-				if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
-					return nil
-				}
-			} else if !d.Type().IsRegular() {
+			// A link to a file is loaded like the file.
+			st, err := os.Stat(path)
+			if err != nil || !st.Mode().IsRegular() {
 				return nil
 			}
-			add(path)
+			add(path, st.Size())
 			return nil
 		})
 		if err != nil {
@@ -153,6 +155,9 @@ func Find(paths []string) ([]File, error) {
 				return -1
 			}
 			return 1
+		}
+		if !a.Shared && a.Size != b.Size {
+			return cmp.Compare(b.Size, a.Size)
 		}
 		return strings.Compare(a.Path, b.Path)
 	})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"smartfhir/internal/bundle"
 	"smartfhir/internal/fhir"
@@ -20,10 +22,12 @@ import (
 
 func TestFind(t *testing.T) {
 	dir := t.TempDir()
-	for _, name := range []string{"b.ndjson.gz", "a.json", "README.md", "sub/practitionerInformation2.json", "0-hospitalInformation1.json.bz2", "sub/c.NDJSON"} {
+	// Sizes: the shared Bundles load first whatever their size, the rest
+	// largest first, ties by path.
+	for name, size := range map[string]int{"b.ndjson.gz": 2, "a.json": 2, "README.md": 9, "sub/practitionerInformation2.json": 1, "0-hospitalInformation1.json.bz2": 2, "sub/c.NDJSON": 5, "d.json": 1} {
 		p := filepath.Join(dir, name)
 		os.MkdirAll(filepath.Dir(p), 0o700)
-		if err := os.WriteFile(p, []byte("{}"), 0o600); err != nil {
+		if err := os.WriteFile(p, bytes.Repeat([]byte(" "), size), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -39,9 +43,10 @@ func TestFind(t *testing.T) {
 	want := []string{
 		"0-hospitalInformation1.json.bz2:0:2:true",
 		"sub/practitionerInformation2.json:0:0:true",
+		"sub/c.NDJSON:1:0:false",
 		"a.json:0:0:false",
 		"b.ndjson.gz:1:1:false",
-		"sub/c.NDJSON:1:0:false",
+		"d.json:0:0:false",
 	}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("Find order\n got %v\nwant %v", got, want)
@@ -190,3 +195,62 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// gatedRunner prepares a Bundle (counting how many are being prepared at
+// once) and then, as a store with one writer would keep it, holds it until
+// `together` Bundles are past their preparation at the same time.
+type gatedRunner struct {
+	together  int
+	mu        sync.Mutex
+	preparing int
+	maxPrep   int
+	waiting   int
+	open      chan struct{}
+}
+
+func (g *gatedRunner) Run(ctx context.Context, body []byte, opts bundle.Options) (*bundle.Outcome, error) {
+	g.mu.Lock()
+	g.preparing++
+	g.maxPrep = max(g.maxPrep, g.preparing)
+	g.mu.Unlock()
+	time.Sleep(time.Millisecond) // preparing
+	g.mu.Lock()
+	g.preparing--
+	g.mu.Unlock()
+	opts.Prepared()
+	g.mu.Lock()
+	if g.waiting++; g.waiting == g.together {
+		close(g.open)
+	}
+	g.mu.Unlock()
+	select {
+	case <-g.open:
+	case <-time.After(5 * time.Second):
+		return &bundle.Outcome{}, errors.New("no other file loaded while this one waited for the store")
+	}
+	return &bundle.Outcome{Kind: "transaction"}, nil
+}
+
+// TestWorkersPrepareWhileOthersWait: Workers bounds the files being read
+// and prepared, not the files loading: a file waiting for the store has
+// given its slot to the next one.
+func TestWorkersPrepareWhileOthersWait(t *testing.T) {
+	dir := t.TempDir()
+	var files []File
+	for i := range 4 {
+		p := filepath.Join(dir, fmt.Sprintf("%d.json", i))
+		os.WriteFile(p, []byte(`{"resourceType":"Bundle","type":"transaction","entry":[]}`), 0o600)
+		files = append(files, File{Path: p})
+	}
+	g := &gatedRunner{together: 2, open: make(chan struct{})}
+	sum, err := Load(context.Background(), Config{Bundles: g, Workers: 1}, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Problems) > 0 {
+		t.Fatalf("problems: %v", sum.Problems)
+	}
+	if g.maxPrep != 1 {
+		t.Errorf("%d files prepared at once with Workers 1", g.maxPrep)
+	}
+}
