@@ -3,11 +3,8 @@ package search
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
-	"sort"
 
 	"smartfhir/internal/fhir"
 	"smartfhir/internal/fhirpath"
@@ -24,14 +21,9 @@ var env = fhirpath.Env{Types: fhirpath.SpecTypes}
 // resource was validated before, and search must not be stricter than
 // validation.
 func (r *Registry) Index(resourceType string, body []byte) (*Index, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var res map[string]any
-	if err := dec.Decode(&res); err != nil {
+	res, err := decodeObject(body)
+	if err != nil {
 		return nil, fmt.Errorf("search.Index(%s): %w", resourceType, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("search.Index(%s): data after the resource", resourceType)
 	}
 	if rt, _ := res["resourceType"].(string); rt != resourceType {
 		return nil, fmt.Errorf("search.Index(%s): the body is a %q", resourceType, rt)
@@ -67,15 +59,7 @@ func (r *Registry) Index(resourceType string, body []byte) (*Index, error) {
 
 // sorted is the type's parameters in code order, so that an Index is
 // deterministic.
-func (r *Registry) sorted(resourceType string) []*Param {
-	m := r.byType[resourceType]
-	out := make([]*Param, 0, len(m))
-	for _, p := range m {
-		out = append(out, p)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Code < out[j].Code })
-	return out
-}
+func (r *Registry) sorted(resourceType string) []*Param { return r.ordered[resourceType] }
 
 // indexValue adds the rows of one value of a parameter of type typ.
 func (r *Registry) indexValue(ix *Index, typ, param string, grp int, n fhirpath.Node) {

@@ -62,6 +62,9 @@ type Component struct {
 type Registry struct {
 	cfg    Config
 	byType map[string]map[string]*Param
+	// ordered holds each type's parameters of byType sorted by code: Index
+	// evaluates them in that order for every resource written.
+	ordered map[string][]*Param
 	// compartment maps a type to the reference parameters that put a
 	// resource in a Patient's compartment.
 	compartment map[string][]string
@@ -147,6 +150,12 @@ func NewRegistry(cfg Config) (*Registry, error) {
 		h.Write([]byte(t + ":" + strings.Join(params, ",") + ";"))
 	}
 	r.fingerprint = hex.EncodeToString(h.Sum(nil))[:16]
+	r.ordered = make(map[string][]*Param, len(r.byType))
+	for t, m := range r.byType {
+		ps := slices.Collect(maps.Values(m))
+		slices.SortFunc(ps, func(a, b *Param) int { return strings.Compare(a.Code, b.Code) })
+		r.ordered[t] = ps
+	}
 	return r, nil
 }
 
