@@ -7,7 +7,10 @@
 #   bench/search.sh --db postgres://…         # PostgreSQL
 #
 # The flags are passed to `smartfhir serve` and the CLI as they are.
-# DURATION (8s), CONNS (32) and PORT (18501) as in bench/run.sh; SEARCHES
+# DURATION (8s), CONNS (32) and PORT (18501) as in bench/run.sh; WARMUP
+# (3s; 0 for none) runs each search unmeasured first, since a server just
+# started — PostgreSQL after an import above all — answers its first
+# seconds at half its rate; SEARCHES
 # picks some of obs, name, cond, enc (all by default; name one twice to
 # run it twice, the second on a warm server); PATIENTS (1000) takes the
 # first N patients only; SMARTFHIR_BIN serves with a binary built before
@@ -48,5 +51,8 @@ sed 's|.*|Condition?patient=&|' "$work/patients" >"$work/cond"
 sed 's|.*|Encounter?patient=&\&date=ge2015-01-01|' "$work/patients" >"$work/enc"
 for s in ${SEARCHES:-obs name cond enc}; do
 	echo "$(head -1 "$work/$s" | sed -E 's/=[^&]*/={…}/g'):"
+	if [ "${WARMUP:-3s}" != 0 ]; then
+		"$work/loadgen" -base "$base/fhir" -scenario urls -urls "$work/$s" -c "$conns" -d "${WARMUP:-3s}" -token "$token" >/dev/null
+	fi
 	"$work/loadgen" -base "$base/fhir" -scenario urls -urls "$work/$s" -c "$conns" -d "$duration" -token "$token"
 done
