@@ -89,12 +89,12 @@ func isShared(path string) bool {
 
 // Find expands paths — files, or folders searched recursively — into the
 // files to load, in loading order: shared Bundles first, by path, then the
-// rest largest first (ties by path). Several files load at once, so a large
-// file met last would load alone while the other workers idle; largest
-// first leaves the small ones to fill in at the end. A file named explicitly must exist and have a known
-// extension (.json, .ndjson, optionally .gz or .bz2); in folders, files
-// with other extensions (README, LICENSE…) are passed over. A path named
-// twice is loaded once.
+// rest largest first (ties by path). Several files load at once, so a
+// large file met last would load alone while the other workers idle;
+// largest first leaves the small ones to fill in at the end. A file named
+// explicitly must exist and have a known extension (.json, .ndjson,
+// optionally .gz or .bz2); in folders, files with other extensions
+// (README, LICENSE…) are passed over. A path named twice is loaded once.
 func Find(paths []string) ([]File, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("no file or folder to import")
