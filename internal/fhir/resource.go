@@ -52,32 +52,55 @@ type Object []Member
 // values come back compacted (no insignificant white space).
 //
 // It runs on every write, so it does not decode values: it compacts the
-// document once (which also checks that it is well-formed JSON) and then
-// only finds where each top-level member begins and ends.
+// document once, which also checks that it is well-formed JSON and notes
+// where each top-level member begins and ends.
 func ParseObject(data []byte) (Object, error) {
-	if !utf8.Valid(data) {
-		return nil, fmt.Errorf("not valid JSON: the text is not valid UTF-8")
+	var c compactor
+	buf, ok := c.compact(make([]byte, 0, len(data)), data)
+	if !ok {
+		// Why not, in encoding/json's words.
+		if !utf8.Valid(data) {
+			return nil, fmt.Errorf("not valid JSON: the text is not valid UTF-8")
+		}
+		var b bytes.Buffer
+		if err := json.Compact(&b, data); err != nil {
+			return nil, fmt.Errorf("not valid JSON: %w", err)
+		}
+		return nil, fmt.Errorf("not valid JSON") // the compactor and encoding/json disagree: a bug, held by the tests
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(data))
-	if err := json.Compact(&buf, data); err != nil {
-		return nil, fmt.Errorf("not valid JSON: %w", err)
+	if len(buf) == 0 || buf[0] != '{' {
+		return nil, fmt.Errorf("not a JSON object")
 	}
-	var obj Object
+	obj := make(Object, 0, len(c.members))
 	var seen map[string]bool
-	err := CompactMembers(buf.Bytes(), func(name string, value []byte) error {
-		if seen == nil {
-			seen = make(map[string]bool, 16)
+	for _, m := range c.members {
+		raw := buf[m.name0:m.name1]
+		name := string(raw[1 : len(raw)-1])
+		if bytes.IndexByte(raw, '\\') >= 0 {
+			if err := json.Unmarshal(raw, &name); err != nil {
+				return nil, fmt.Errorf("not valid JSON: %w", err)
+			}
 		}
-		if seen[name] {
-			return fmt.Errorf("duplicate JSON member %q", name)
+		// A resource has a few dozen members at most; a map only past that.
+		if len(obj) < 32 {
+			for _, o := range obj {
+				if o.Name == name {
+					return nil, fmt.Errorf("duplicate JSON member %q", name)
+				}
+			}
+		} else {
+			if seen == nil {
+				seen = make(map[string]bool, 2*len(obj))
+				for _, o := range obj {
+					seen[o.Name] = true
+				}
+			}
+			if seen[name] {
+				return nil, fmt.Errorf("duplicate JSON member %q", name)
+			}
+			seen[name] = true
 		}
-		seen[name] = true
-		obj = append(obj, Member{name, json.RawMessage(value)})
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		obj = append(obj, Member{name, json.RawMessage(buf[m.value0:m.value1:m.value1])})
 	}
 	return obj, nil
 }

@@ -298,6 +298,9 @@ func (l *loader) loadFile(ctx context.Context, f File) {
 // [base] would, the entries of any other Bundle and any other resource as
 // resources of their own (update under their id).
 func (l *loader) loadJSON(ctx context.Context, path string, body []byte, prepared func()) *result {
+	if typ, ok := sniffBundle(body); ok {
+		return l.runBundle(ctx, path, body, typ == "transaction" && l.cfg.SkipInvalid, nil, prepared)
+	}
 	var head struct {
 		ResourceType string `json:"resourceType"`
 		Type         string `json:"type"`
@@ -324,6 +327,38 @@ func (l *loader) loadJSON(ctx context.Context, path string, body []byte, prepare
 		return l.loadResources(ctx, path, items, prepared)
 	}
 	return l.loadResources(ctx, path, []item{{raw: body, entry: -1}}, prepared)
+}
+
+// sniffBundle tells whether body begins as a batch or transaction Bundle
+// does: its top-level resourceType and type, read until both are found
+// (before the entries, whose bytes are nearly all of a Bundle, in every
+// Bundle seen so far) and "Bundle" and "batch" or "transaction". It checks
+// only what it reads; the Bundle's parse checks the rest. Anything else,
+// a member named in another case included, is for loadJSON to look at as
+// a whole.
+func sniffBundle(body []byte) (typ string, ok bool) {
+	d := json.NewDecoder(bytes.NewReader(body))
+	if t, err := d.Token(); err != nil || t != json.Delim('{') {
+		return "", false
+	}
+	var resourceType string
+	for d.More() && (resourceType == "" || typ == "") {
+		k, err := d.Token()
+		if err != nil {
+			return "", false
+		}
+		var v any = new(json.RawMessage)
+		switch k {
+		case "resourceType":
+			v = &resourceType
+		case "type":
+			v = &typ
+		}
+		if d.Decode(v) != nil {
+			return "", false
+		}
+	}
+	return typ, resourceType == "Bundle" && (typ == "batch" || typ == "transaction")
 }
 
 // item is one resource of an NDJSON file, a collection or a file of its

@@ -254,3 +254,32 @@ func TestWorkersPrepareWhileOthersWait(t *testing.T) {
 		t.Errorf("%d files prepared at once with Workers 1", g.maxPrep)
 	}
 }
+
+func TestSniffBundle(t *testing.T) {
+	for _, c := range []struct {
+		body string
+		typ  string
+		ok   bool
+	}{
+		{`{"resourceType":"Bundle","type":"transaction","entry":[]}`, "transaction", true},
+		{` { "type" : "batch" , "resourceType" : "Bundle" , "entry" : [ ] } `, "batch", true},
+		{`{"id":"x","meta":{"tag":[{"code":"a"}]},"resourceType":"Bundle","type":"batch"}`, "batch", true},
+		// Read only as far as both are found: the rest is the parse's to check.
+		{`{"resourceType":"Bundle","type":"transaction","entry":[`, "transaction", true},
+		{`{"resourceType":"Bundle","type":"collection","entry":[]}`, "", false},
+		{`{"resourceType":"Bundle","type":"searchset"}`, "", false},
+		{`{"resourceType":"Patient","id":"p"}`, "", false},
+		{`{"resourceType":"Bundle"}`, "", false},
+		{`{"resourceType":"Bundle","type":7}`, "", false},
+		{`{"resourcetype":"Bundle","type":"batch"}`, "", false},
+		{`{"resourceType":"Bundle",`, "", false},
+		{`{"resourceType":"Bundle","meta":{,"type":"batch"}`, "", false},
+		{`[{"resourceType":"Bundle","type":"batch"}]`, "", false},
+		{``, "", false},
+	} {
+		typ, ok := sniffBundle([]byte(c.body))
+		if ok != c.ok || (ok && typ != c.typ) {
+			t.Errorf("sniffBundle(%s) = %q, %v; want %q, %v", c.body, typ, ok, c.typ, c.ok)
+		}
+	}
+}

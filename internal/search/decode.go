@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"unicode/utf8"
+
+	"smartfhir/internal/fhir"
 )
 
 // decodeObject decodes a JSON object into the tree FHIRPath evaluates:
@@ -196,51 +198,14 @@ func (d *decoder) string() (string, error) {
 	return "", d.errorf("unterminated string")
 }
 
-// number scans a number by JSON's grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+// number scans a number (fhir.NumberEnd).
 func (d *decoder) number() (any, error) {
-	start := d.i
-	b := d.data
-	i := d.i
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && '1' <= b[i] && b[i] <= '9':
-		i = digits(b, i)
-	default:
-		d.i = i
+	end, ok := fhir.NumberEnd(d.data, d.i)
+	if !ok {
+		d.i = end
 		return nil, d.errorf("malformed number")
 	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if i >= len(b) || b[i] < '0' || b[i] > '9' {
-			d.i = i
-			return nil, d.errorf("malformed number")
-		}
-		i = digits(b, i)
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if i >= len(b) || b[i] < '0' || b[i] > '9' {
-			d.i = i
-			return nil, d.errorf("malformed number")
-		}
-		i = digits(b, i)
-	}
-	d.i = i
-	return json.Number(b[start:i]), nil
-}
-
-// digits returns the index of the first byte at or after i that is not a
-// decimal digit.
-func digits(b []byte, i int) int {
-	for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-		i++
-	}
-	return i
+	n := json.Number(d.data[d.i:end])
+	d.i = end
+	return n, nil
 }
