@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -172,6 +173,37 @@ func TestRowsFollowTheIndexes(t *testing.T) {
 			}
 			if !found {
 				t.Errorf("%s: %s has no index (%s)", dialect, rt.name, rt.index)
+			}
+		}
+	}
+}
+
+// TestStatementsInPowersOfTwo checks that a table's rows go out, all of
+// them and in index order, in INSERTs of a power of two rows each, the
+// largest first, rowTables[t].batch at most: few statement texts, each
+// prepared once per connection.
+func TestStatementsInPowersOfTwo(t *testing.T) {
+	for _, k := range []int{1, 2, 3, 31, 32, 33, 95, 1000} {
+		var r indexRows
+		for i := k; i > 0; i-- { // reversed: statements sorts them
+			r.put(0, int64(i), int64(7), 0, "s", fmt.Sprintf("c%04d", i))
+		}
+		var got []any
+		var sizes []int
+		for _, s := range r.statements(nil) {
+			n := len(s.Args) / 5
+			if s.Query != insertRows(0, n) || n&(n-1) != 0 || n > rowTables[0].batch || len(sizes) > 0 && n > sizes[len(sizes)-1] {
+				t.Fatalf("%d rows: a statement of %d rows after %v", k, n, sizes)
+			}
+			sizes = append(sizes, n)
+			got = append(got, s.Args...)
+		}
+		if len(got) != 5*k {
+			t.Fatalf("%d rows: %d written (%v)", k, len(got)/5, sizes)
+		}
+		for i := range k {
+			if got[5*i] != int64(i+1) {
+				t.Fatalf("%d rows: row %d is rid %v", k, i, got[5*i])
 			}
 		}
 	}
