@@ -50,7 +50,7 @@ func TestImportCommandErrors(t *testing.T) {
 		{"missing path", []string{filepath.Join(dir, "nope.json")}, "nope.json: no such file or folder", ""},
 		{"unknown extension", []string{unknown}, "notes.txt: unknown file type", ""},
 		{"folder without data", []string{empty}, "no .json or .ndjson files", ""},
-		{"bad workers", []string{"--workers", "0", badJSON}, "--workers", ""},
+		{"bad workers", []string{"--workers", "-1", badJSON}, "--workers", ""},
 		{"truncated gzip", []string{truncated}, "1 problem(s)", "truncated.json.gz: corrupt gzip data: unexpected EOF"},
 		{"not gzip at all", []string{notGzip}, "1 problem(s)", "plain.json.gz: not a valid gzip file"},
 		{"not bzip2 at all", []string{notBzip2}, "1 problem(s)", "plain.ndjson.bz2: line 1: corrupt bzip2 data"},
@@ -352,5 +352,20 @@ func TestImportUpdatesCachedReads(t *testing.T) {
 	write("female")
 	if p := read(); p["gender"] != "female" || p["meta"].(map[string]any)["versionId"] != "2" {
 		t.Fatalf("after the import: %v, want version 2, female", p)
+	}
+}
+
+func TestDefaultWorkers(t *testing.T) {
+	for _, c := range []struct {
+		kind  string
+		cores int
+		want  int
+	}{
+		{"sqlite", 1, 1}, {"sqlite", 2, 1}, {"sqlite", 8, 7},
+		{"postgres", 1, 1}, {"postgres", 2, 2}, {"postgres", 8, 8},
+	} {
+		if got := defaultWorkers(c.kind, c.cores); got != c.want {
+			t.Errorf("defaultWorkers(%q, %d) = %d, want %d", c.kind, c.cores, got, c.want)
+		}
 	}
 }
