@@ -101,29 +101,32 @@ func (tx *Tx) flushRows(ctx context.Context) error {
 
 // rowTables are the tables of index rows: the seven of search.Index's
 // rows, in its order, the tables by patient, in byPatientTables' order, and
-// the compartment table. A row holds the table's columns.
-// indexRows.statements writes a table's rows in the order of its value
-// index (index; order is where its columns are in a row). Rows inserted
-// in the order of an index land on the pages the previous one touched: a
-// fresh import of synthea-120 took three quarters of the time and of the
-// CPU on SQLite, and two thirds of the time on PostgreSQL (which also
-// makes one round trip of a Bundle's rows), when each Bundle's rows were
-// written so.
+// the compartment table. cols are a table's columns and the row fields
+// that hold them. indexRows.statements writes a table's rows in the order
+// of its value index (index; order is the fields of its columns). Rows
+// inserted in the order of an index land on the pages the previous one
+// touched: a fresh import of synthea-120 took three quarters of the time
+// and of the CPU on SQLite, and two thirds of the time on PostgreSQL
+// (which also makes one round trip of a Bundle's rows), when each Bundle's
+// rows were written so.
 var rowTables = [...]struct {
-	name, columns, index string
-	batch                int   // rows per INSERT at most (insertBatch when 0)
-	order                []int // index's columns' positions in a row
+	name    string
+	cols    []column
+	index   string
+	batch   int     // rows per INSERT at most (insertBatch when 0)
+	columns string  // cols' names, as an INSERT lists them
+	order   []field // the fields of index's columns
 }{
-	{name: "search_token", columns: "rid, pid, grp, system, code", index: "pid, code, system, rid"},
-	{name: "search_string", columns: "rid, pid, grp, norm, exact", index: "pid, norm, rid"},
-	{name: "search_date", columns: "rid, pid, grp, low, high", index: "pid, low, high, rid"},
-	{name: "search_reference", columns: "rid, pid, grp, target_type, target_id, url", index: "pid, target_id, target_type, rid"},
-	{name: "search_quantity", columns: "rid, pid, grp, value, system, code", index: "pid, code, value, rid"},
-	{name: "search_number", columns: "rid, pid, grp, value", index: "pid, value, rid"},
-	{name: "search_uri", columns: "rid, pid, grp, value", index: "pid, value, rid"},
-	{name: "search_token_patient", columns: "rid, pid, patient, code, system", index: "pid, patient, code, rid, system"},
-	{name: "search_date_patient", columns: "rid, pid, patient, low, high", index: "pid, patient, rid, low, high"},
-	{name: "search_compartment", columns: "rid, patient_id", index: "patient_id, rid", batch: compartmentBatch},
+	{name: "search_token", cols: []column{{"rid", fRid}, {"pid", fPid}, {"grp", fGrp}, {"system", fA}, {"code", fB}}, index: "pid, code, system, rid"},
+	{name: "search_string", cols: []column{{"rid", fRid}, {"pid", fPid}, {"grp", fGrp}, {"norm", fA}, {"exact", fB}}, index: "pid, norm, rid"},
+	{name: "search_date", cols: []column{{"rid", fRid}, {"pid", fPid}, {"grp", fGrp}, {"low", fX}, {"high", fY}}, index: "pid, low, high, rid"},
+	{name: "search_reference", cols: []column{{"rid", fRid}, {"pid", fPid}, {"grp", fGrp}, {"target_type", fA}, {"target_id", fB}, {"url", fC}}, index: "pid, target_id, target_type, rid"},
+	{name: "search_quantity", cols: []column{{"rid", fRid}, {"pid", fPid}, {"grp", fGrp}, {"value", fF}, {"system", fA}, {"code", fB}}, index: "pid, code, value, rid"},
+	{name: "search_number", cols: []column{{"rid", fRid}, {"pid", fPid}, {"grp", fGrp}, {"value", fF}}, index: "pid, value, rid"},
+	{name: "search_uri", cols: []column{{"rid", fRid}, {"pid", fPid}, {"grp", fGrp}, {"value", fA}}, index: "pid, value, rid"},
+	{name: "search_token_patient", cols: []column{{"rid", fRid}, {"pid", fPid}, {"patient", fA}, {"code", fB}, {"system", fC}}, index: "pid, patient, code, rid, system"},
+	{name: "search_date_patient", cols: []column{{"rid", fRid}, {"pid", fPid}, {"patient", fA}, {"low", fX}, {"high", fY}}, index: "pid, patient, rid, low, high"},
+	{name: "search_compartment", cols: []column{{"rid", fRid}, {"patient_id", fA}}, index: "patient_id, rid", batch: compartmentBatch},
 }
 
 // The first of the tables by patient, and the compartment table, in
@@ -144,13 +147,17 @@ func init() {
 		if rt.batch == 0 {
 			rt.batch = insertBatch
 		}
-		cols := strings.Split(rt.columns, ", ")
+		names := make([]string, len(rt.cols))
+		for i, c := range rt.cols {
+			names[i] = c.name
+		}
+		rt.columns = strings.Join(names, ", ")
 		for _, c := range strings.Split(rt.index, ", ") {
-			i := slices.Index(cols, c)
+			i := slices.Index(names, c)
 			if i < 0 {
 				panic("sqlstore: " + rt.name + " has no column " + c)
 			}
-			rt.order = append(rt.order, i)
+			rt.order = append(rt.order, rt.cols[i].field)
 		}
 	}
 }
@@ -165,20 +172,102 @@ func insertRows(table, n int) string {
 		return s.(string)
 	}
 	t := rowTables[table]
-	row := "(?" + strings.Repeat(", ?", strings.Count(t.columns, ",")) + ")"
+	row := "(?" + strings.Repeat(", ?", len(t.cols)-1) + ")"
 	s := "INSERT INTO " + t.name + " (" + t.columns + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
 	insertSQL.Store(k, s)
 	return s
 }
 
+// row is one index row of any table: the fields its columns use
+// (rowTables[t].cols), the others zero. Typed fields, rather than a row of
+// values, keep the sort of a unit of work's rows (on SQLite, in the only
+// writer) free of interface comparisons and of an allocation per value.
+type row struct {
+	rid, pid int64
+	grp      int
+	a, b, c  string
+	x, y     int64
+	f        float64
+}
+
+// field names a field of row.
+type field uint8
+
+const (
+	fRid field = iota
+	fPid
+	fGrp
+	fA
+	fB
+	fC
+	fX
+	fY
+	fF
+)
+
+// column is a table's column and the row field that holds it.
+type column struct {
+	name  string
+	field field
+}
+
+// compare orders two rows by one field as the databases order its column:
+// integers and numbers by value, text in BINARY (UTF-8 byte) order.
+func (f field) compare(r, s *row) int {
+	switch f {
+	case fRid:
+		return cmp.Compare(r.rid, s.rid)
+	case fPid:
+		return cmp.Compare(r.pid, s.pid)
+	case fGrp:
+		return cmp.Compare(r.grp, s.grp)
+	case fA:
+		return strings.Compare(r.a, s.a)
+	case fB:
+		return strings.Compare(r.b, s.b)
+	case fC:
+		return strings.Compare(r.c, s.c)
+	case fX:
+		return cmp.Compare(r.x, s.x)
+	case fY:
+		return cmp.Compare(r.y, s.y)
+	default:
+		return cmp.Compare(r.f, s.f)
+	}
+}
+
+// value is the field of r, as a statement argument.
+func (f field) value(r *row) any {
+	switch f {
+	case fRid:
+		return r.rid
+	case fPid:
+		return r.pid
+	case fGrp:
+		return r.grp
+	case fA:
+		return r.a
+	case fB:
+		return r.b
+	case fC:
+		return r.c
+	case fX:
+		return r.x
+	case fY:
+		return r.y
+	default:
+		return r.f
+	}
+}
+
 // indexRows are index rows by table (rowTables).
 type indexRows struct {
-	rows [len(rowTables)][][]any
+	rows [len(rowTables)][]row
 	n    int
 }
 
-func (r *indexRows) put(table int, row ...any) {
-	r.rows[table] = append(r.rows[table], row)
+func (r *indexRows) put(table int, rw row) {
+	r.rows[table] = append(r.rows[table], rw)
 	r.n++
 }
 
@@ -186,51 +275,39 @@ func (r *indexRows) put(table int, row ...any) {
 // of its value index: a power of two rows each, rowTables[t].batch at
 // most, the largest first.
 func (r *indexRows) statements(stmts []Statement) []Statement {
+	var idx []int32
 	for t, rows := range r.rows {
-		order := rowTables[t].order
-		slices.SortFunc(rows, func(a, b []any) int {
-			for _, i := range order {
-				if c := compareValues(a[i], b[i]); c != 0 {
+		if len(rows) == 0 {
+			continue
+		}
+		rt := &rowTables[t]
+		// Sort positions, not the rows themselves (80 bytes each).
+		idx = idx[:0]
+		for i := range rows {
+			idx = append(idx, int32(i))
+		}
+		slices.SortFunc(idx, func(i, j int32) int {
+			for _, f := range rt.order {
+				if c := f.compare(&rows[i], &rows[j]); c != 0 {
 					return c
 				}
 			}
 			return 0
 		})
-		for start := 0; start < len(rows); {
-			n := min(rowTables[t].batch, len(rows)-start)
+		for start := 0; start < len(idx); {
+			n := min(rt.batch, len(idx)-start)
 			n = 1 << (bits.Len(uint(n)) - 1)
-			args := make([]any, 0, n*len(rows[start]))
-			for _, row := range rows[start : start+n] {
-				args = append(args, row...)
+			args := make([]any, 0, n*len(rt.cols))
+			for _, i := range idx[start : start+n] {
+				for _, c := range rt.cols {
+					args = append(args, c.field.value(&rows[i]))
+				}
 			}
 			stmts = append(stmts, Statement{insertRows(t, n), args})
 			start += n
 		}
 	}
 	return stmts
-}
-
-// compareValues orders two values of one column as the databases do: an
-// integer, a number or a string (BINARY, UTF-8 byte order).
-func compareValues(a, b any) int {
-	switch x := a.(type) {
-	case int64:
-		return compareAs(x, b)
-	case int:
-		return compareAs(x, b)
-	case float64:
-		return compareAs(x, b)
-	case string:
-		return compareAs(x, b)
-	}
-	return 0
-}
-
-func compareAs[T cmp.Ordered](x T, b any) int {
-	if y, ok := b.(T); ok {
-		return cmp.Compare(x, y)
-	}
-	return 0
 }
 
 // add adds the rows of ix, a resource of type typ whose parameters' keys
@@ -245,25 +322,25 @@ func (r *indexRows) add(rid int64, keys map[string]int64, typ string, ix *search
 		return k
 	}
 	for _, t := range ix.Tokens {
-		r.put(0, rid, pid(t.Param), t.Group, t.System, t.Code)
+		r.put(0, row{rid: rid, pid: pid(t.Param), grp: t.Group, a: t.System, b: t.Code})
 	}
 	for _, t := range ix.Strings {
-		r.put(1, rid, pid(t.Param), t.Group, t.Norm, t.Exact)
+		r.put(1, row{rid: rid, pid: pid(t.Param), grp: t.Group, a: t.Norm, b: t.Exact})
 	}
 	for _, t := range ix.Dates {
-		r.put(2, rid, pid(t.Param), t.Group, t.Low, t.High)
+		r.put(2, row{rid: rid, pid: pid(t.Param), grp: t.Group, x: t.Low, y: t.High})
 	}
 	for _, t := range ix.References {
-		r.put(3, rid, pid(t.Param), t.Group, t.TargetType, t.TargetID, t.URL)
+		r.put(3, row{rid: rid, pid: pid(t.Param), grp: t.Group, a: t.TargetType, b: t.TargetID, c: t.URL})
 	}
 	for _, t := range ix.Quantities {
-		r.put(4, rid, pid(t.Param), t.Group, t.Value, t.System, t.Code)
+		r.put(4, row{rid: rid, pid: pid(t.Param), grp: t.Group, f: t.Value, a: t.System, b: t.Code})
 	}
 	for _, t := range ix.Numbers {
-		r.put(5, rid, pid(t.Param), t.Group, t.Value)
+		r.put(5, row{rid: rid, pid: pid(t.Param), grp: t.Group, f: t.Value})
 	}
 	for _, t := range ix.URIs {
-		r.put(6, rid, pid(t.Param), t.Group, t.Value)
+		r.put(6, row{rid: rid, pid: pid(t.Param), grp: t.Group, a: t.Value})
 	}
 	if missing != "" {
 		// Every parameter of the registry got its key at migration.
@@ -272,7 +349,7 @@ func (r *indexRows) add(rid int64, keys map[string]int64, typ string, ix *search
 	r.byPatient(rid, keys, ix)
 	// A Group is in the compartment of each of its members: thousands.
 	for _, p := range ix.Patients {
-		r.put(compartmentRows, rid, p)
+		r.put(compartmentRows, row{rid: rid, a: p})
 	}
 	return nil
 }
@@ -298,35 +375,31 @@ func (r *indexRows) byPatient(rid int64, keys map[string]int64, ix *search.Index
 	}
 	// each adds the rows of one table: n rows of ix, each with its
 	// parameter and the values after the patient, equal rows once.
-	each := func(table int, n int, row func(i int) (string, [2]any)) {
-		type key struct {
-			pid     int64
-			patient string
-			vals    [2]any
-		}
-		seen := make(map[key]bool)
+	each := func(table int, n int, value func(i int) (string, row)) {
+		seen := make(map[row]bool)
 		for i := range n {
-			param, vals := row(i)
+			param, rw := value(i)
 			if !byPatientRow(param) {
 				continue
 			}
+			rw.rid, rw.pid = rid, keys[param]
 			for _, p := range patients {
-				k := key{keys[param], p, vals}
-				if seen[k] {
+				rw.a = p
+				if seen[rw] {
 					continue
 				}
-				seen[k] = true
-				r.put(byPatientRows+table, rid, k.pid, p, vals[0], vals[1])
+				seen[rw] = true
+				r.put(byPatientRows+table, rw)
 			}
 		}
 	}
-	each(tokensByPatient, len(ix.Tokens), func(i int) (string, [2]any) {
+	each(tokensByPatient, len(ix.Tokens), func(i int) (string, row) {
 		t := ix.Tokens[i]
-		return t.Param, [2]any{t.Code, t.System}
+		return t.Param, row{b: t.Code, c: t.System}
 	})
-	each(datesByPatient, len(ix.Dates), func(i int) (string, [2]any) {
+	each(datesByPatient, len(ix.Dates), func(i int) (string, row) {
 		d := ix.Dates[i]
-		return d.Param, [2]any{d.Low, d.High}
+		return d.Param, row{x: d.Low, y: d.High}
 	})
 }
 

@@ -1,7 +1,9 @@
 package sqlstore
 
 import (
+	"cmp"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -186,7 +188,7 @@ func TestStatementsInPowersOfTwo(t *testing.T) {
 	for _, k := range []int{1, 2, 3, 31, 32, 33, 95, 1000} {
 		var r indexRows
 		for i := k; i > 0; i-- { // reversed: statements sorts them
-			r.put(0, int64(i), int64(7), 0, "s", fmt.Sprintf("c%04d", i))
+			r.put(0, row{rid: int64(i), pid: 7, a: "s", b: fmt.Sprintf("c%04d", i)})
 		}
 		var got []any
 		var sizes []int
@@ -207,4 +209,69 @@ func TestStatementsInPowersOfTwo(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestStatementsFollowTheIndexes checks, for every table, that rows put in
+// any order go out in the order of the table's value index, read back
+// from the statements' arguments by column name, and that every row goes
+// out once with the values it was put with.
+func TestStatementsFollowTheIndexes(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	pick := func(vals ...string) string { return vals[rnd.IntN(len(vals))] }
+	for tbl, rt := range rowTables {
+		var r indexRows
+		want := map[string]int{}
+		for range 300 {
+			rw := row{rid: rnd.Int64N(5), pid: rnd.Int64N(3), grp: rnd.IntN(2),
+				a: pick("", "a", "b", "é"), b: pick("x", "y", "Z"), c: pick("u", "v"),
+				x: rnd.Int64N(4) - 2, y: rnd.Int64N(3), f: float64(rnd.IntN(5)) / 2}
+			r.put(tbl, rw)
+			var vals []any
+			for _, c := range rt.cols {
+				vals = append(vals, c.field.value(&rw))
+			}
+			want[fmt.Sprint(vals...)]++
+		}
+		cols := strings.Split(rt.columns, ", ")
+		var prev []any
+		for _, s := range r.statements(nil) {
+			for i := 0; i < len(s.Args); i += len(cols) {
+				vals := s.Args[i : i+len(cols)]
+				want[fmt.Sprint(vals...)]--
+				if prev != nil {
+					for _, name := range strings.Split(rt.index, ", ") {
+						j := slices.Index(cols, name)
+						c := compareArgs(prev[j], vals[j])
+						if c < 0 {
+							break
+						}
+						if c > 0 {
+							t.Fatalf("%s: %v before %v, against (%s)", rt.name, prev, vals, rt.index)
+						}
+					}
+				}
+				prev = vals
+			}
+		}
+		for k, n := range want {
+			if n != 0 {
+				t.Errorf("%s: row %s written %d times too few", rt.name, k, n)
+			}
+		}
+	}
+}
+
+// compareArgs orders two arguments of one column as the databases do.
+func compareArgs(a, b any) int {
+	switch x := a.(type) {
+	case int64:
+		return cmp.Compare(x, b.(int64))
+	case int:
+		return cmp.Compare(x, b.(int))
+	case float64:
+		return cmp.Compare(x, b.(float64))
+	case string:
+		return strings.Compare(x, b.(string))
+	}
+	panic(fmt.Sprintf("an argument of type %T", a))
 }
