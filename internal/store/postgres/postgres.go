@@ -111,6 +111,7 @@ func Open(ctx context.Context, url string, cfg sqlstore.Config) (*sqlstore.DB, e
 		Analyze:    []string{"ANALYZE"},
 		BulkLoaded: []string{"VACUUM (ANALYZE)"},
 		GroupByKey: true,
+		WritingCTE: true,
 		ProbeFence: " OFFSET 0",
 		ReserveSeq: "SELECT nextval('audit_seq') FROM generate_series(1, ?::integer)",
 		AuditLock:  fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", auditLockKey),

@@ -69,6 +69,11 @@ var _ store.Store = (*DB)(nil)
 // queries are the statements of this file, rebound once for the dialect.
 type queries struct {
 	read, vread, insertResource, updateResource, rid string
+	// createVersion and updateVersion are insertResource and
+	// updateResource followed by the version's row, in one statement
+	// (Dialect.WritingCTE; empty without). Their arguments are those of
+	// insertResource or updateResource, then the method and the body.
+	createVersion, updateVersion string
 	// lockCurrent and versionBody are Current where rows are locked: the
 	// lock is taken on resources alone, because PostgreSQL re-checks a
 	// locked row that a concurrent writer changed against the rest of the
@@ -126,6 +131,16 @@ VALUES (?, ?, ?, ?, ?) ON CONFLICT (type, id) DO NOTHING RETURNING rid`),
 		updateResource: db.rb.rebind(`UPDATE resources SET version_id = ?, last_updated = ?, deleted = ?
 WHERE type = ? AND id = ? AND version_id = ? RETURNING rid`),
 		rid: db.rb.rebind(`SELECT rid FROM resources WHERE type = ? AND id = ?`),
+	}
+	if d.WritingCTE {
+		// The version is inserted only if the resource's row was: no row
+		// back means a Conflict, as from insertResource alone.
+		db.q.createVersion = `WITH r AS (` + db.q.insertResource + `)
+INSERT INTO resource_versions (rid, type, id, version_id, last_updated, deleted, method, body)
+SELECT rid, $1, $2, $3, $4, $5, $6, $7 FROM r RETURNING rid`
+		db.q.updateVersion = `WITH r AS (` + db.q.updateResource + `)
+INSERT INTO resource_versions (rid, type, id, version_id, last_updated, deleted, method, body)
+SELECT rid, $4, $5, $1, $2, $3, $7, $8 FROM r RETURNING rid`
 	}
 	if d.GroupCommit {
 		db.group = newCommitter(db)
@@ -424,12 +439,27 @@ func (tx *Tx) Put(ctx context.Context, v *store.Version) (err error) {
 		return errors.New("a version needs a body")
 	}
 	lu := toMicro(tx.now)
-	var rid int64
-	if v.VersionID == 1 {
-		err = tx.tx.QueryRow(ctx, tx.db.q.insertResource, []any{v.Type, v.ID, v.VersionID, lu, v.Deleted}, &rid)
-	} else {
-		err = tx.tx.QueryRow(ctx, tx.db.q.updateResource, []any{v.VersionID, lu, v.Deleted, v.Type, v.ID, v.VersionID - 1}, &rid)
+	var body any = v.Body
+	if v.Deleted {
+		body = nil // NULL, not an empty blob
 	}
+	query, args := tx.db.q.insertResource, []any{v.Type, v.ID, v.VersionID, lu, v.Deleted}
+	if v.VersionID > 1 {
+		query, args = tx.db.q.updateResource, []any{v.VersionID, lu, v.Deleted, v.Type, v.ID, v.VersionID - 1}
+	}
+	// The version's row: with the resource's where the dialect can, else
+	// with the index rows (one round trip on PostgreSQL).
+	var stmts []Statement
+	switch {
+	case v.VersionID == 1 && tx.db.q.createVersion != "":
+		query, args = tx.db.q.createVersion, append(args, v.Method, body)
+	case v.VersionID > 1 && tx.db.q.updateVersion != "":
+		query, args = tx.db.q.updateVersion, append(args, v.Method, body)
+	default:
+		stmts = []Statement{{insertVersionSQL, nil}} // its rid follows
+	}
+	var rid int64
+	err = tx.tx.QueryRow(ctx, query, args, &rid)
 	if errors.Is(err, ErrNoRows) {
 		c := fhir.Errorf(fhir.Conflict, "version %d of %s/%s is not the next version", v.VersionID, v.Type, v.ID)
 		if v.VersionID == 1 && tx.absent[[2]string{v.Type, v.ID}] {
@@ -440,17 +470,16 @@ func (tx *Tx) Put(ctx context.Context, v *store.Version) (err error) {
 	if err != nil {
 		return err
 	}
-	var body any = v.Body
-	if v.Deleted {
-		body = nil // NULL, not an empty blob
+	if len(stmts) > 0 {
+		stmts[0].Args = []any{rid, v.Type, v.ID, v.VersionID, lu, v.Deleted, v.Method, body}
 	}
-	// The version and its index rows: one round trip on PostgreSQL.
-	stmts := []Statement{{insertVersionSQL, []any{rid, v.Type, v.ID, v.VersionID, lu, v.Deleted, v.Method, body}}}
 	if stmts, err = tx.indexStatements(ctx, stmts, rid, v, v.VersionID == 1); err != nil {
 		return err
 	}
-	if err := tx.ExecBatch(ctx, stmts); err != nil {
-		return err
+	if len(stmts) > 0 {
+		if err := tx.ExecBatch(ctx, stmts); err != nil {
+			return err
+		}
 	}
 	v.LastUpdated = tx.now
 	return nil

@@ -141,6 +141,10 @@ type Dialect struct {
 	// it alone); the log never needs one, as a failed append rolls back
 	// its whole unit of work.
 	AppendInsert string
+	// WritingCTE says that a WITH clause may hold an INSERT or UPDATE
+	// (PostgreSQL; not SQLite): Put then writes a resource's row and its
+	// new version in one statement, one round trip instead of two.
+	WritingCTE bool
 	// Analyze are the statements that refresh the planner's statistics
 	// (see DB.Analyze).
 	Analyze []string
