@@ -132,7 +132,7 @@ VALUES (?, ?, ?, ?, ?) ON CONFLICT (type, id) DO NOTHING RETURNING rid`),
 WHERE type = ? AND id = ? AND version_id = ? RETURNING rid`),
 		rid: db.rb.rebind(`SELECT rid FROM resources WHERE type = ? AND id = ?`),
 	}
-	if d.WritingCTE {
+	if d.WritingCTE && d.Numbered {
 		// The version is inserted only if the resource's row was: no row
 		// back means a Conflict, as from insertResource alone.
 		db.q.createVersion = `WITH r AS (` + db.q.insertResource + `)
@@ -447,16 +447,16 @@ func (tx *Tx) Put(ctx context.Context, v *store.Version) (err error) {
 	if v.VersionID > 1 {
 		query, args = tx.db.q.updateResource, []any{v.VersionID, lu, v.Deleted, v.Type, v.ID, v.VersionID - 1}
 	}
-	// The version's row: with the resource's where the dialect can, else
-	// with the index rows (one round trip on PostgreSQL).
-	var stmts []Statement
+	// The version's row goes with the resource's where the dialect can,
+	// else with the index rows.
+	withVersion := true
 	switch {
 	case v.VersionID == 1 && tx.db.q.createVersion != "":
 		query, args = tx.db.q.createVersion, append(args, v.Method, body)
 	case v.VersionID > 1 && tx.db.q.updateVersion != "":
 		query, args = tx.db.q.updateVersion, append(args, v.Method, body)
 	default:
-		stmts = []Statement{{insertVersionSQL, nil}} // its rid follows
+		withVersion = false
 	}
 	var rid int64
 	err = tx.tx.QueryRow(ctx, query, args, &rid)
@@ -470,8 +470,9 @@ func (tx *Tx) Put(ctx context.Context, v *store.Version) (err error) {
 	if err != nil {
 		return err
 	}
-	if len(stmts) > 0 {
-		stmts[0].Args = []any{rid, v.Type, v.ID, v.VersionID, lu, v.Deleted, v.Method, body}
+	var stmts []Statement
+	if !withVersion {
+		stmts = append(stmts, Statement{insertVersionSQL, []any{rid, v.Type, v.ID, v.VersionID, lu, v.Deleted, v.Method, body}})
 	}
 	if stmts, err = tx.indexStatements(ctx, stmts, rid, v, v.VersionID == 1); err != nil {
 		return err

@@ -143,7 +143,8 @@ type Dialect struct {
 	AppendInsert string
 	// WritingCTE says that a WITH clause may hold an INSERT or UPDATE
 	// (PostgreSQL; not SQLite): Put then writes a resource's row and its
-	// new version in one statement, one round trip instead of two.
+	// new version in one statement, one round trip instead of two. The
+	// statement numbers its placeholders, so it needs Numbered too.
 	WritingCTE bool
 	// Analyze are the statements that refresh the planner's statistics
 	// (see DB.Analyze).
