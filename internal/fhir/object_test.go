@@ -3,7 +3,9 @@ package fhir
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -30,6 +32,26 @@ func TestParseObject(t *testing.T) {
 	for _, bad := range []string{``, `[]`, `"s"`, `{`, `{"a":1,"a":2}`, `{"a":1}x`, `{"a":1} {}`, `{"a" 1}`, `{,}`} {
 		if _, err := ParseObject([]byte(bad)); err == nil {
 			t.Errorf("ParseObject(%q) succeeded, want an error", bad)
+		}
+	}
+}
+
+// TestParseObjectManyMembers covers both ways of finding a repeated
+// member name: in turn for a few members, by a map past 32.
+func TestParseObjectManyMembers(t *testing.T) {
+	for _, n := range []int{3, 32, 33, 40} {
+		var b strings.Builder
+		b.WriteString("{")
+		for i := range n {
+			fmt.Fprintf(&b, `"m%d":%d,`, i, i)
+		}
+		ok := strings.TrimSuffix(b.String(), ",") + "}"
+		if obj, err := ParseObject([]byte(ok)); err != nil || len(obj) != n {
+			t.Errorf("%d members: %d, %v", n, len(obj), err)
+		}
+		dup := b.String() + `"m1":0}`
+		if _, err := ParseObject([]byte(dup)); err == nil || !strings.Contains(err.Error(), `duplicate JSON member "m1"`) {
+			t.Errorf("%d members and m1 again: %v, want a duplicate", n, err)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -72,7 +73,12 @@ func ParseObject(data []byte) (Object, error) {
 		return nil, fmt.Errorf("not a JSON object")
 	}
 	obj := make(Object, 0, len(c.members))
+	// A resource has a few dozen members: they are compared in turn, and
+	// a map is made only for an object with many more.
 	var seen map[string]bool
+	if len(c.members) > 32 {
+		seen = make(map[string]bool, len(c.members))
+	}
 	for _, m := range c.members {
 		raw := buf[m.name0:m.name1]
 		name := string(raw[1 : len(raw)-1])
@@ -81,24 +87,14 @@ func ParseObject(data []byte) (Object, error) {
 				return nil, fmt.Errorf("not valid JSON: %w", err)
 			}
 		}
-		// A resource has a few dozen members at most; a map only past that.
-		if len(obj) < 32 {
-			for _, o := range obj {
-				if o.Name == name {
-					return nil, fmt.Errorf("duplicate JSON member %q", name)
-				}
-			}
-		} else {
-			if seen == nil {
-				seen = make(map[string]bool, 2*len(obj))
-				for _, o := range obj {
-					seen[o.Name] = true
-				}
-			}
-			if seen[name] {
-				return nil, fmt.Errorf("duplicate JSON member %q", name)
-			}
+		dup := seen[name]
+		if seen != nil {
 			seen[name] = true
+		} else {
+			dup = slices.ContainsFunc(obj, func(o Member) bool { return o.Name == name })
+		}
+		if dup {
+			return nil, fmt.Errorf("duplicate JSON member %q", name)
 		}
 		obj = append(obj, Member{name, json.RawMessage(buf[m.value0:m.value1:m.value1])})
 	}
