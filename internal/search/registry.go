@@ -68,6 +68,10 @@ type Registry struct {
 	// compartment maps a type to the reference parameters that put a
 	// resource in a Patient's compartment.
 	compartment map[string][]string
+	// withPatient holds, by type, the parameters that a search parameter
+	// combination of US Core uses together with `patient`
+	// (CombinedWithPatient).
+	withPatient map[string]map[string]bool
 	fingerprint string
 }
 
@@ -94,7 +98,7 @@ func NewRegistry(cfg Config) (*Registry, error) {
 		cfg.Now = time.Now
 	}
 	cfg.Base = strings.TrimSuffix(cfg.Base, "/")
-	r := &Registry{cfg: cfg, byType: map[string]map[string]*Param{}, compartment: map[string][]string{}}
+	r := &Registry{cfg: cfg, byType: map[string]map[string]*Param{}, compartment: map[string][]string{}, withPatient: map[string]map[string]bool{}}
 	byURL := map[string]spec.SearchParam{}
 	core, usCore := spec.SearchParams(), spec.USCoreSearchParams()
 	for _, sp := range core {
@@ -148,6 +152,10 @@ func NewRegistry(cfg Config) (*Registry, error) {
 		params := comp[t]
 		r.compartment[t] = slices.Clone(params)
 		h.Write([]byte(t + ":" + strings.Join(params, ",") + ";"))
+	}
+	r.combineWithPatient()
+	for _, t := range slices.Sorted(maps.Keys(r.withPatient)) {
+		h.Write([]byte("patient+" + t + ":" + strings.Join(slices.Sorted(maps.Keys(r.withPatient[t])), ",") + ";"))
 	}
 	r.fingerprint = hex.EncodeToString(h.Sum(nil))[:16]
 	r.ordered = make(map[string][]*Param, len(r.byType))
@@ -238,6 +246,40 @@ func (r *Registry) shareComponentRows() {
 			p.Components[i].Row = row[key(p, &p.Components[i])]
 		}
 	}
+}
+
+// combineWithPatient fills withPatient from the US Core server's search
+// parameter combinations: each parameter that a combination naming
+// `patient` requires or allows beside it, where the type has both.
+func (r *Registry) combineWithPatient() {
+	for _, c := range spec.USCoreCombinations() {
+		params := append(slices.Clone(c.Required), c.Optional...)
+		if !slices.Contains(params, PatientParam) || r.byType[c.Type][PatientParam] == nil {
+			continue
+		}
+		for _, code := range params {
+			if code == PatientParam || r.byType[c.Type][code] == nil {
+				continue
+			}
+			if r.withPatient[c.Type] == nil {
+				r.withPatient[c.Type] = map[string]bool{}
+			}
+			r.withPatient[c.Type][code] = true
+		}
+	}
+}
+
+// PatientParam is the reference parameter that names a resource's patient
+// in the US Core searches (Observation?patient=…&category=…).
+const PatientParam = "patient"
+
+// CombinedWithPatient reports whether a search parameter combination of
+// US Core 6.1.0 uses parameter code of resourceType together with
+// `patient` (Observation?patient=…&category=…): the searches for one
+// patient's resources that a US Core client makes. A store may index
+// those parameters by patient as well.
+func (r *Registry) CombinedWithPatient(resourceType, code string) bool {
+	return r.withPatient[resourceType][code]
 }
 
 // CompositeParam is the Param code under which the index rows of

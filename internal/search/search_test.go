@@ -292,3 +292,36 @@ func TestFingerprintIsStable(t *testing.T) {
 		}
 	}
 }
+
+// TestCombinedWithPatient: the parameters US Core 6.1.0 searches together
+// with `patient` (its server CapabilityStatement's combinations), and no
+// others.
+func TestCombinedWithPatient(t *testing.T) {
+	r := testRegistry(t)
+	for _, tc := range []struct {
+		typ, code string
+		want      bool
+	}{
+		{"Observation", "category", true},
+		{"Observation", "code", true},
+		{"Observation", "date", true},
+		{"Observation", "status", true},
+		{"Encounter", "class", true}, // listed as class+patient
+		{"Encounter", "discharge-disposition", true},
+		{"MedicationRequest", "authoredon", true},
+		{"Goal", "target-date", true},
+		{"Condition", "asserted-date", true}, // a US Core parameter, not an R4 one
+		{"Observation", "patient", false},
+		{"Observation", "combo-code", false},
+		{"Observation", "value-quantity", false},
+		{"Observation", "code-value-quantity", false},
+		{"Encounter", "identifier", false},
+		{"Claim", "status", false},
+		{"Patient", "name", false}, // combined with birthdate or gender, not with patient
+		{"Nope", "status", false},
+	} {
+		if got := r.CombinedWithPatient(tc.typ, tc.code); got != tc.want {
+			t.Errorf("CombinedWithPatient(%s, %s) = %v, want %v", tc.typ, tc.code, got, tc.want)
+		}
+	}
+}

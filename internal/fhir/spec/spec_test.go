@@ -195,4 +195,31 @@ func TestUSCore(t *testing.T) {
 			t.Errorf("profile %s constrains %q, not a resource type", p.URL, p.Type)
 		}
 	}
+	// The server CapabilityStatement names 67 combinations; two of them,
+	// one SHALL and one SHOULD, as its page lists them.
+	combos := USCoreCombinations()
+	if len(combos) != 67 {
+		t.Errorf("%d US Core search parameter combinations, want 67", len(combos))
+	}
+	has := func(want Combination) bool {
+		return slices.ContainsFunc(combos, func(c Combination) bool {
+			return c.Type == want.Type && slices.Equal(c.Required, want.Required) && len(c.Optional) == 0 && c.Expectation == want.Expectation
+		})
+	}
+	for _, want := range []Combination{
+		{Type: "Observation", Required: []string{"patient", "category", "date"}, Expectation: "SHALL"},
+		{Type: "Encounter", Required: []string{"class", "patient"}, Expectation: "SHOULD"},
+	} {
+		if !has(want) {
+			t.Errorf("US Core search parameter combinations lack %v", want)
+		}
+	}
+	for _, c := range combos {
+		for _, code := range append(slices.Clone(c.Required), c.Optional...) {
+			if !slices.ContainsFunc(params, func(sp SearchParam) bool { return sp.Code == code && slices.Contains(sp.Base, c.Type) }) &&
+				!slices.ContainsFunc(SearchParamsFor(c.Type), func(sp SearchParam) bool { return sp.Code == code }) {
+				t.Errorf("the combination %s %v names %s, which is no search parameter of %s", c.Type, c.Required, code, c.Type)
+			}
+		}
+	}
 }

@@ -91,7 +91,7 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query, cached bo
 	walk := q.Count > 0 && len(sortKeys) == 1 && walkable(where)
 	walked, byPatient := "search_reference", -1
 	if walk {
-		if i, table := patientWalk(where); i >= 0 {
+		if i, table := patientWalk(db.reg, q.Type, where); i >= 0 {
 			walked, byPatient = table, i
 		}
 	}
@@ -839,10 +839,11 @@ func (m *manyRows) add(key string) {
 // The driver must be walkable and be the `patient` parameter naming a
 // Patient, and the condition a token's one code (with or without its
 // system) or a date's comparison, of a parameter the table holds
-// (byPatientRow). The walk then reads the patient's rows of the table for
+// (byPatientRow: one of typ's parameters that US Core searches with
+// `patient`). The walk then reads the patient's rows of the table for
 // that parameter, in rid order, where it would walk all of the patient's
 // resources of the type and probe each for the condition.
-func patientWalk(and search.And) (int, string) {
+func patientWalk(reg *search.Registry, typ string, and search.And) (int, string) {
 	if !walkable(and) {
 		return -1, ""
 	}
@@ -853,7 +854,7 @@ func patientWalk(and search.And) (int, string) {
 	for _, t := range byPatientTables {
 		for i, x := range and {
 			if e, ok := x.(search.Exists); ok && i != drive && e.Table == t.of &&
-				byPatientRow(e.Param) && t.walks(e.Where) {
+				byPatientRow(reg, typ, e.Param) && t.walks(e.Where) {
 				return i, t.name
 			}
 		}

@@ -73,7 +73,8 @@ func TestCeilMicro(t *testing.T) {
 
 // TestPatientWalk checks which searches walk an index table by patient: a
 // Patient named by the `patient` parameter and a token's one code (first
-// choice) or a date; every other search keeps its plan.
+// choice) or a date, of a parameter that US Core searches with `patient`;
+// every other search keeps its plan.
 func TestPatientWalk(t *testing.T) {
 	reg, err := search.NewRegistry(search.Config{Base: "http://example.org/fhir"})
 	if err != nil {
@@ -98,6 +99,11 @@ func TestPatientWalk(t *testing.T) {
 		{"Observation", "patient=p&category=http://terminology.hl7.org/CodeSystem/observation-category|", ""}, // a system alone
 		{"Observation", "patient=p&category:text=lab", ""},
 		{"Observation", "patient=p&date:missing=true", ""},
+		{"Observation", "patient=p&combo-code=2339-0", ""},                 // no US Core search pairs it with patient
+		{"Claim", "patient=p&status=active", ""},                           // nor these
+		{"ExplanationOfBenefit", "patient=p&created=ge2020", ""},           //
+		{"Encounter", "patient=p&class=AMB", "search_token_patient class"}, // Encounter: class+patient
+		{"MedicationRequest", "patient=p&intent=order&authoredon=ge2020", "search_token_patient intent"},
 		{"Observation", "patient=p&code-value-quantity=2339-0$gt100", ""}, // a composite
 		{"Observation", "category=laboratory&date=ge2020", ""},
 	} {
@@ -110,7 +116,7 @@ func TestPatientWalk(t *testing.T) {
 			t.Fatalf("%s?%s: %v", tc.typ, tc.query, err)
 		}
 		got := ""
-		if i, table := patientWalk(q.Where); i >= 0 {
+		if i, table := patientWalk(reg, tc.typ, q.Where); i >= 0 {
 			got = table + " " + q.Where[i].(search.Exists).Param
 		}
 		if got != tc.want {

@@ -19,6 +19,72 @@ const USCoreOutputName = "uscore.json.gz"
 type usCoreTable struct {
 	SearchParams []searchParamOut `json:"searchParams"`
 	Profiles     []profileOut     `json:"profiles"`
+	Combinations []combinationOut `json:"combinations"`
+}
+
+// combinationOut is a search parameter combination of the US Core server
+// CapabilityStatement (the extension capabilitystatement-search-parameter-
+// combination on rest.resource): the parameters a search uses together.
+type combinationOut struct {
+	Type        string   `json:"type"`
+	Required    []string `json:"required"`
+	Optional    []string `json:"optional,omitempty"`
+	Expectation string   `json:"expectation"` // SHALL, SHOULD or MAY
+}
+
+// usCoreServer is the file of the US Core server CapabilityStatement in the
+// package.
+const usCoreServer = "CapabilityStatement-us-core-server.json"
+
+const (
+	combinationURL = "http://hl7.org/fhir/StructureDefinition/capabilitystatement-search-parameter-combination"
+	expectationURL = "http://hl7.org/fhir/StructureDefinition/capabilitystatement-expectation"
+)
+
+// capabilityStatement is the part of a CapabilityStatement the generator
+// reads: each resource's search parameter combinations.
+type capabilityStatement struct {
+	Rest []struct {
+		Resource []struct {
+			Type      string  `json:"type"`
+			Extension []csExt `json:"extension"`
+		} `json:"resource"`
+	} `json:"rest"`
+}
+
+type csExt struct {
+	URL         string  `json:"url"`
+	ValueString string  `json:"valueString"`
+	ValueCode   string  `json:"valueCode"`
+	Extension   []csExt `json:"extension"`
+}
+
+// combinations returns the search parameter combinations of a
+// CapabilityStatement, in its order.
+func combinations(cs capabilityStatement) []combinationOut {
+	var out []combinationOut
+	for _, rest := range cs.Rest {
+		for _, r := range rest.Resource {
+			for _, e := range r.Extension {
+				if e.URL != combinationURL {
+					continue
+				}
+				c := combinationOut{Type: r.Type}
+				for _, x := range e.Extension {
+					switch x.URL {
+					case "required":
+						c.Required = append(c.Required, x.ValueString)
+					case "optional":
+						c.Optional = append(c.Optional, x.ValueString)
+					case expectationURL:
+						c.Expectation = x.ValueCode
+					}
+				}
+				out = append(out, c)
+			}
+		}
+	}
+	return out
 }
 
 type profileOut struct {
@@ -39,7 +105,8 @@ func generateUSCore(pkgPath, outDir string) error {
 // buildUSCore returns the gzipped US Core table: every SearchParameter and
 // every resource profile (StructureDefinition of kind resource and
 // derivation constraint; extensions and data type profiles are not
-// supportedProfile material).
+// supportedProfile material), and the search parameter combinations of
+// the server CapabilityStatement.
 func buildUSCore(pkgPath string) ([]byte, error) {
 	f, err := os.Open(pkgPath)
 	if err != nil {
@@ -66,7 +133,7 @@ func buildUSCore(pkgPath string) ([]byte, error) {
 			continue
 		}
 		kind, _, _ := strings.Cut(name, "-")
-		if kind != "SearchParameter" && kind != "StructureDefinition" {
+		if kind != "SearchParameter" && kind != "StructureDefinition" && name != usCoreServer {
 			continue
 		}
 		b, err := io.ReadAll(tr)
@@ -88,12 +155,18 @@ func buildUSCore(pkgPath string) ([]byte, error) {
 			if sd.Kind == "resource" && sd.Derivation == "constraint" {
 				t.Profiles = append(t.Profiles, profileOut{URL: sd.URL, Type: sd.Type})
 			}
+		case "CapabilityStatement":
+			var cs capabilityStatement
+			if err := json.Unmarshal(b, &cs); err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", pkgPath, name, err)
+			}
+			t.Combinations = combinations(cs)
 		}
 	}
 	t.SearchParams = compileSearchParams(params)
 	sort.Slice(t.Profiles, func(i, j int) bool { return t.Profiles[i].URL < t.Profiles[j].URL })
-	if len(t.SearchParams) == 0 || len(t.Profiles) == 0 {
-		return nil, fmt.Errorf("%s: no search parameters or profiles: not a US Core package?", pkgPath)
+	if len(t.SearchParams) == 0 || len(t.Profiles) == 0 || len(t.Combinations) == 0 {
+		return nil, fmt.Errorf("%s: no search parameters, profiles or search parameter combinations: not a US Core package?", pkgPath)
 	}
 	return gzipJSON(t)
 }
