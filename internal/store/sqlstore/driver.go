@@ -135,11 +135,11 @@ type Dialect struct {
 	// batches of concurrent writers then hold disjoint ranges of sequence
 	// numbers, which the audit index relies on (see AuditStore).
 	AuditLock string
-	// AppendInsert is the verb of the audit log's multi-row INSERTs
-	// ("INSERT" when empty). SQLite's "INSERT OR FAIL" keeps no statement
-	// journal (a copy of every page the statement changes, kept to undo
-	// it alone); the log never needs one, as a failed append rolls back
-	// its whole unit of work.
+	// AppendInsert is the verb of the multi-row INSERTs of the audit log
+	// and of the index rows ("INSERT" when empty). SQLite's "INSERT OR
+	// FAIL" keeps no statement journal (a copy of every page the statement
+	// changes, kept to undo it alone); neither needs one, as a failed
+	// INSERT fails and rolls back its whole unit of work.
 	AppendInsert string
 	// WritingCTE says that a WITH clause may hold an INSERT or UPDATE
 	// (PostgreSQL; not SQLite): Put then writes a resource's row and its

@@ -198,9 +198,9 @@ func TestStatementsInPowersOfTwo(t *testing.T) {
 		}
 		var got []any
 		var sizes []int
-		for _, s := range r.statements(nil) {
+		for _, s := range r.statements(nil, "INSERT") {
 			n := len(s.Args) / 5
-			if s.Query != insertRows(0, n) || n&(n-1) != 0 || n > rowTables[0].batch || len(sizes) > 0 && n > sizes[len(sizes)-1] {
+			if s.Query != insertRows("INSERT", 0, n) || n&(n-1) != 0 || n > rowTables[0].batch || len(sizes) > 0 && n > sizes[len(sizes)-1] {
 				t.Fatalf("%d rows: a statement of %d rows after %v", k, n, sizes)
 			}
 			sizes = append(sizes, n)
@@ -240,7 +240,7 @@ func TestStatementsFollowTheIndexes(t *testing.T) {
 		}
 		cols := strings.Split(rt.columns, ", ")
 		var prev []any
-		for _, s := range r.statements(nil) {
+		for _, s := range r.statements(nil, "INSERT") {
 			for i := 0; i < len(s.Args); i += len(cols) {
 				vals := s.Args[i : i+len(cols)]
 				want[fmt.Sprint(vals...)]--
