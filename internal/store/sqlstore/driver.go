@@ -85,13 +85,17 @@ type DriverTx interface {
 type Statement struct {
 	Query string
 	Args  []any
+	// Check, when set, judges the number of rows the statement affected;
+	// its error ends the batch as the statement's own would.
+	Check func(rows int64) error
 }
 
 // Batcher is a DriverTx that sends several statements at once: a
 // PostgreSQL connection pipelines them in one round trip instead of one
 // each. A transaction that is not a Batcher runs them one by one.
 type Batcher interface {
-	// ExecBatch runs the statements in order and returns the first error.
+	// ExecBatch runs the statements in order and returns the first error,
+	// a Check's included.
 	ExecBatch(ctx context.Context, stmts []Statement) error
 }
 
@@ -146,6 +150,13 @@ type Dialect struct {
 	// new version in one statement, one round trip instead of two. The
 	// statement numbers its placeholders, so it needs Numbered too.
 	WritingCTE bool
+	// ReserveRids, when set, is a statement that returns as many new rids
+	// of resources as its one argument says (PostgreSQL: the identity's
+	// sequence). A unit of work that creates many resources (a Bundle)
+	// then writes each new resource's rows, under a rid it reserved, with
+	// its index rows, in the round trips of those (Tx.holdCreate), instead
+	// of one round trip each to learn its rid. It needs WritingCTE.
+	ReserveRids string
 	// Analyze are the statements that refresh the planner's statistics
 	// (see DB.Analyze).
 	Analyze []string

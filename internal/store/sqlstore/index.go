@@ -47,7 +47,7 @@ func (tx *Tx) indexStatements(ctx context.Context, stmts []Statement, rid int64,
 			return nil, err
 		}
 		for _, t := range rowTables {
-			stmts = append(stmts, Statement{"DELETE FROM " + t.name + " WHERE rid = ?", []any{rid}})
+			stmts = append(stmts, Statement{Query: "DELETE FROM " + t.name + " WHERE rid = ?", Args: []any{rid}})
 		}
 	}
 	if v.Deleted {
@@ -89,13 +89,18 @@ func (tx *Tx) indexStatements(ctx context.Context, stmts []Statement, rid int64,
 // bytes each).
 const maxPendingRows = 100_000
 
-// flushRows writes the index rows the unit of work holds.
+// flushRows writes the resources and the index rows the unit of work
+// holds (holdCreate, indexStatements), the resources first.
 func (tx *Tx) flushRows(ctx context.Context) error {
-	if tx.pending == nil {
+	if tx.pending == nil && len(tx.creates) == 0 {
 		return nil
 	}
-	stmts := tx.pending.statements(nil, tx.db.d.AppendInsert)
-	tx.pending = nil
+	stmts := tx.creates
+	tx.creates = nil
+	if tx.pending != nil {
+		stmts = tx.pending.statements(stmts, tx.db.d.AppendInsert)
+		tx.pending = nil
+	}
 	return tx.ExecBatch(ctx, stmts)
 }
 
@@ -313,7 +318,7 @@ func (r *indexRows) statements(stmts []Statement, verb string) []Statement {
 					args = append(args, c.field.value(&rows[i]))
 				}
 			}
-			stmts = append(stmts, Statement{insertRows(verb, t, n), args})
+			stmts = append(stmts, Statement{Query: insertRows(verb, t, n), Args: args})
 			start += n
 		}
 	}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"smartfhir/internal/fhir"
 	"smartfhir/internal/search"
 	"smartfhir/internal/store"
 )
@@ -43,6 +45,7 @@ func RunSearch(t *testing.T, open func(t *testing.T, reg *search.Registry) store
 		{"IncludeAndRevInclude", testSearchInclude},
 		{"ChainAndHas", testSearchChain},
 		{"TxSearchSeesItsOwnWrites", testSearchInTx},
+		{"ManyCreatesInOneUnitOfWork", testManyCreates},
 		{"Compartment", testSearchCompartment},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, reg, fresh(t)) })
@@ -675,5 +678,106 @@ func testSearchCompartment(t *testing.T, reg *search.Registry, s store.Store) {
 		if got := matchIDs(res.Matches); !slices.Equal(got, []string{"big"}) {
 			t.Errorf("Groups in the compartment of %s = %v, want [big]", p, got)
 		}
+	}
+}
+
+// testManyCreates: a unit of work that creates many resources, as a
+// Bundle does (on PostgreSQL their rows wait, under rids reserved ahead,
+// with the index rows: sqlstore's holdCreate), sees each of them in
+// Current, in Search and when it updates one, and keeps them all; one
+// create whose id is taken fails the whole unit with a Conflict and
+// leaves nothing of it.
+func testManyCreates(t *testing.T, reg *search.Registry, s store.Store) {
+	ctx := context.Background()
+	create(t, s, `{"resourceType":"Observation","id":"taken","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"1-1"}]},"subject":{"reference":"Patient/q"}}`)
+	obs := func(id string, version int64) []byte {
+		return []byte(`{"resourceType":"Observation","id":"` + id + `","status":"` + []string{"", "final", "amended"}[version] +
+			`","code":{"coding":[{"system":"http://loinc.org","code":"2339-0"}]},"subject":{"reference":"Patient/p"}}`)
+	}
+	search := func(tx store.Tx, query string) []string {
+		t.Helper()
+		params, err := url.ParseQuery(query + "&_count=500")
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, _, err := reg.Parse("Observation", params, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res *store.SearchResult
+		if tx != nil {
+			res, err = tx.Search(ctx, q)
+		} else {
+			res, err = s.Search(ctx, q)
+		}
+		if err != nil {
+			t.Fatalf("Observation?%s: %v", query, err)
+		}
+		return sortedIDs(matchIDs(res.Matches))
+	}
+	const n = 150
+	var ids []string
+	err := s.Transact(ctx, func(ctx context.Context, tx store.Tx) error {
+		for i := range n {
+			id := fmt.Sprintf("o%03d", i)
+			ids = append(ids, id)
+			if err := tx.Put(ctx, &store.Version{Type: "Observation", ID: id, VersionID: 1, Method: "POST", Body: obs(id, 1)}); err != nil {
+				return err
+			}
+			switch i {
+			case 40:
+				if cur, err := tx.Current(ctx, "Observation", "o039"); err != nil || cur.VersionID != 1 {
+					t.Errorf("Current(o039) in the unit of work: %v, %v; want version 1", cur, err)
+				}
+			case 80:
+				if err := tx.Put(ctx, &store.Version{Type: "Observation", ID: "o079", VersionID: 2, Method: "PUT", Body: obs("o079", 2)}); err != nil {
+					return err
+				}
+			case 120:
+				if got := search(tx, "patient=p&code=2339-0"); !slices.Equal(got, ids) {
+					t.Errorf("Search in the unit of work after %d creates found %d: %v", len(ids), len(got), got)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Transact: %v", err)
+	}
+	for _, id := range ids {
+		v, err := s.Read(ctx, "Observation", id)
+		want := int64(1)
+		if id == "o079" {
+			want = 2
+		}
+		if err != nil || v.VersionID != want || !bytes.Equal(v.Body, obs(id, want)) {
+			t.Fatalf("Read(%s) = %v, %v; want version %d", id, v, err, want)
+		}
+	}
+	if got := search(nil, "patient=p&code=2339-0"); !slices.Equal(got, ids) {
+		t.Errorf("Observation?patient=p&code=2339-0 found %d of %d: %v", len(got), len(ids), got)
+	}
+	if got := search(nil, "patient=p&status=amended"); !slices.Equal(got, []string{"o079"}) {
+		t.Errorf("Observation?patient=p&status=amended = %v, want [o079]", got)
+	}
+
+	err = s.Transact(ctx, func(ctx context.Context, tx store.Tx) error {
+		for _, id := range []string{"x1", "x2", "taken", "x3"} {
+			if err := tx.Put(ctx, &store.Version{Type: "Observation", ID: id, VersionID: 1, Method: "POST", Body: obs(id, 1)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if !fhir.IsCode(err, fhir.Conflict) {
+		t.Fatalf("a unit creating a taken id: %v, want a Conflict", err)
+	}
+	for _, id := range []string{"x1", "x2", "x3"} {
+		if _, err := s.Read(ctx, "Observation", id); !fhir.IsCode(err, fhir.NotFound) {
+			t.Errorf("Read(%s) after the failed unit: %v, want NotFound", id, err)
+		}
+	}
+	if v, err := s.Read(ctx, "Observation", "taken"); err != nil || v.VersionID != 1 || !bytes.Contains(v.Body, []byte("Patient/q")) {
+		t.Errorf("Read(taken) after the failed unit: %v, %v; want its version 1", v, err)
 	}
 }
