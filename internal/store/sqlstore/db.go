@@ -543,7 +543,7 @@ func (tx *Tx) conflict(v *store.Version) error {
 func (tx *Tx) holdCreate(ctx context.Context, v *store.Version, lu int64, body any) error {
 	if len(tx.rids) == 0 {
 		// A block twice the last, from 64 to 1,024: a Bundle of 700
-		// entries reserves in five round trips; the rids a unit leaves
+		// entries reserves in four round trips; the rids a unit leaves
 		// unused are gaps, which nothing minds.
 		tx.reserved = min(max(2*tx.reserved, 64), 1024)
 		rows, err := tx.Query(ctx, tx.db.d.ReserveRids, tx.reserved)
