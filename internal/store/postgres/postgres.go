@@ -114,7 +114,7 @@ func Open(ctx context.Context, url string, cfg sqlstore.Config) (*sqlstore.DB, e
 		WritingCTE: true,
 		// rid is GENERATED ALWAYS AS IDENTITY (migration 0001): an INSERT
 		// that names it says OVERRIDING SYSTEM VALUE (sqlstore, createWithRid).
-		ReserveRids: "SELECT nextval(pg_get_serial_sequence('resources', 'rid')) FROM generate_series(1, ?)",
+		ReserveRids: "SELECT nextval(pg_get_serial_sequence('resources', 'rid')) FROM generate_series(1, ?::integer)",
 		ProbeFence:  " OFFSET 0",
 		ReserveSeq:  "SELECT nextval('audit_seq') FROM generate_series(1, ?::integer)",
 		AuditLock:   fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", auditLockKey),

@@ -421,25 +421,9 @@ func (s *AuditStore) reserve(ctx context.Context, tx *Tx, n int) (seqs []int64, 
 		if err := lastStored(); err != nil {
 			return nil, 0, err
 		}
-		rows, err := tx.Query(ctx, q, n)
-		if err != nil {
+		if seqs, err = tx.reserveNumbers(ctx, q, n); err != nil {
 			return nil, 0, fmt.Errorf("reserving audit sequence numbers: %w", err)
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var seq int64
-			if err := rows.Scan(&seq); err != nil {
-				return nil, 0, err
-			}
-			seqs = append(seqs, seq)
-		}
-		if err := rows.Err(); err != nil {
-			return nil, 0, err
-		}
-		if len(seqs) != n {
-			return nil, 0, fmt.Errorf("reserving audit sequence numbers: got %d of %d", len(seqs), n)
-		}
-		slices.Sort(seqs)
 		return seqs, prev, nil
 	}
 	if err := lastStored(); err != nil {

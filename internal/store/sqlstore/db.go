@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -546,24 +547,9 @@ func (tx *Tx) holdCreate(ctx context.Context, v *store.Version, lu int64, body a
 		// entries reserves in four round trips; the rids a unit leaves
 		// unused are gaps, which nothing minds.
 		tx.reserved = min(max(2*tx.reserved, 64), 1024)
-		rows, err := tx.Query(ctx, tx.db.d.ReserveRids, tx.reserved)
-		if err != nil {
+		var err error
+		if tx.rids, err = tx.reserveNumbers(ctx, tx.db.d.ReserveRids, tx.reserved); err != nil {
 			return fmt.Errorf("reserving rids: %w", err)
-		}
-		for rows.Next() {
-			var rid int64
-			if err := rows.Scan(&rid); err != nil {
-				rows.Close()
-				return fmt.Errorf("reserving rids: %w", err)
-			}
-			tx.rids = append(tx.rids, rid)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("reserving rids: %w", err)
-		}
-		if len(tx.rids) == 0 {
-			return errors.New("reserving rids: none came back")
 		}
 	}
 	rid := tx.rids[0]
@@ -587,6 +573,33 @@ func (tx *Tx) holdCreate(ctx context.Context, v *store.Version, lu int64, body a
 	}
 	v.LastUpdated = tx.now
 	return nil
+}
+
+// reserveNumbers runs query, a statement that returns n numbers of a
+// sequence for its one argument n (Dialect.ReserveRids, ReserveSeq), and
+// returns them in increasing order.
+func (tx *Tx) reserveNumbers(ctx context.Context, query string, n int) ([]int64, error) {
+	rows, err := tx.Query(ctx, query, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make([]int64, 0, n)
+	for rows.Next() {
+		var v int64
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) != n {
+		return nil, fmt.Errorf("got %d of %d", len(out), n)
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 const insertVersionSQL = `INSERT INTO resource_versions (rid, type, id, version_id, last_updated, deleted, method, body)

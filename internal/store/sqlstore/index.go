@@ -382,7 +382,7 @@ func (r *indexRows) add(rid int64, keys map[string]int64, reg *search.Registry, 
 func (r *indexRows) byPatient(rid int64, keys map[string]int64, reg *search.Registry, typ string, ix *search.Index) {
 	var patients []string
 	for _, ref := range ix.References {
-		if ref.Param == patientParam && ref.TargetType == "Patient" && ref.TargetID != "" && !slices.Contains(patients, ref.TargetID) {
+		if ref.Param == search.PatientParam && ref.TargetType == "Patient" && ref.TargetID != "" && !slices.Contains(patients, ref.TargetID) {
 			patients = append(patients, ref.TargetID)
 		}
 	}
@@ -439,19 +439,15 @@ const (
 	datesByPatient
 )
 
-// patientParam is the reference parameter whose target the index tables
-// by patient key a resource's rows by.
-const patientParam = search.PatientParam
-
 // byPatientRow reports whether the rows of parameter param of typ go into
-// the index tables by patient: those of a parameter that a US Core search
-// parameter combination uses with `patient` (search.CombinedWithPatient),
-// which leaves out the rows of composite components ("$" in their name)
-// and of the :text and :of-type modifiers. The set is part of the
-// registry's fingerprint: when it changes, stored resources are
-// re-indexed.
+// the index tables by patient, keyed by the target of the resource's
+// search.PatientParam: those of a parameter that a US Core search
+// parameter combination uses with `patient` (search.CombinedWithPatient;
+// never a composite's component, "code$0", nor a modifier's rows,
+// "code:text"). The set is part of the registry's fingerprint: when it
+// changes, stored resources are re-indexed.
 func byPatientRow(reg *search.Registry, typ, param string) bool {
-	return !strings.ContainsAny(param, "$:") && reg.CombinedWithPatient(typ, param)
+	return reg.CombinedWithPatient(typ, param)
 }
 
 const fingerprintKey = "fingerprint"

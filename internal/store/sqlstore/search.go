@@ -848,7 +848,7 @@ func patientWalk(reg *search.Registry, typ string, and search.And) (int, string)
 		return -1, ""
 	}
 	drive := driver(and)
-	if e := and[drive].(search.Exists); e.Param != patientParam || walkedPatient(e) == "" {
+	if e := and[drive].(search.Exists); e.Param != search.PatientParam || walkedPatient(e) == "" {
 		return -1, ""
 	}
 	for _, t := range byPatientTables {
