@@ -152,6 +152,10 @@ type SortKey struct {
 	// ascending and first descending.
 	Table Table
 	Desc  bool
+	// Rows, when set, are the parameters whose index rows hold the values:
+	// the members of a union parameter (union.go), which has none of its
+	// own. Otherwise the rows are Param's.
+	Rows []string
 }
 
 // Include is one _include or _revinclude (R4 search.html#include).

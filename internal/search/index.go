@@ -57,8 +57,8 @@ func (r *Registry) Index(resourceType string, body []byte) (*Index, error) {
 	return ix, nil
 }
 
-// sorted is the type's parameters in code order, so that an Index is
-// deterministic.
+// sorted is the type's parameters that have rows of their own (not
+// unions), in code order, so that an Index is deterministic.
 func (r *Registry) sorted(resourceType string) []*Param { return r.ordered[resourceType] }
 
 // indexValue adds the rows of one value of a parameter of type typ.

@@ -158,6 +158,20 @@ func (r *Registry) condition(typ, key, value string) (Expr, error) {
 	if p == nil {
 		return nil, unsupportedf("%s has no search parameter %q", typ, name)
 	}
+	e, err := r.paramCondition(p, mod, value)
+	if err != nil {
+		return nil, err
+	}
+	if members := r.unions[typ][p.Code]; members != nil {
+		// The union's own condition checked the modifier and the value.
+		return r.unionCondition(typ, key[len(name):], value, members)
+	}
+	return e, nil
+}
+
+// paramCondition is the condition of parameter p with modifier mod and
+// value value, on p's own rows.
+func (r *Registry) paramCondition(p *Param, mod, value string) (Expr, error) {
 	values := splitEscaped(value, ',')
 	if mod == "missing" {
 		return missingExpr(p, value)
@@ -316,6 +330,7 @@ func (r *Registry) parseSort(q *Query, value string) error {
 				return unsupportedf("sorting by %s parameters is not supported", p.Type)
 			}
 			key.Table = t
+			key.Rows = r.unions[q.Type][p.Code]
 		}
 		q.Sort = append(q.Sort, key)
 	}

@@ -62,8 +62,9 @@ type Component struct {
 type Registry struct {
 	cfg    Config
 	byType map[string]map[string]*Param
-	// ordered holds each type's parameters of byType sorted by code: Index
-	// evaluates them in that order for every resource written.
+	// ordered holds each type's parameters of byType that have index rows
+	// of their own (all but unions), sorted by code: Index evaluates them
+	// in that order for every resource written.
 	ordered map[string][]*Param
 	// compartment maps a type to the reference parameters that put a
 	// resource in a Patient's compartment.
@@ -72,6 +73,9 @@ type Registry struct {
 	// combination of US Core uses together with `patient`
 	// (CombinedWithPatient).
 	withPatient map[string]map[string]bool
+	// unions maps a type to its union parameters and their members
+	// (union.go).
+	unions      map[string]map[string][]string
 	fingerprint string
 }
 
@@ -143,6 +147,12 @@ func NewRegistry(cfg Config) (*Registry, error) {
 		}
 	}
 	r.shareComponentRows()
+	r.findUnions()
+	for _, t := range slices.Sorted(maps.Keys(r.unions)) {
+		for _, code := range slices.Sorted(maps.Keys(r.unions[t])) {
+			h.Write([]byte("union " + t + "." + code + ":" + strings.Join(r.unions[t][code], ",") + ";"))
+		}
+	}
 	// The layout of the rows is part of what the index depends on.
 	h.Write([]byte(indexFormat))
 	// In a fixed order: the fingerprint must not change between starts,
@@ -160,7 +170,12 @@ func NewRegistry(cfg Config) (*Registry, error) {
 	r.fingerprint = hex.EncodeToString(h.Sum(nil))[:16]
 	r.ordered = make(map[string][]*Param, len(r.byType))
 	for t, m := range r.byType {
-		ps := slices.Collect(maps.Values(m))
+		var ps []*Param
+		for code, p := range m {
+			if r.unions[t][code] == nil {
+				ps = append(ps, p)
+			}
+		}
 		slices.SortFunc(ps, func(a, b *Param) int { return strings.Compare(a.Code, b.Code) })
 		r.ordered[t] = ps
 	}
@@ -209,8 +224,9 @@ func compileParam(sp spec.SearchParam, byURL map[string]spec.SearchParam) (*Para
 
 // indexFormat names the way Index lays out rows; changing it re-indexes
 // stored data. v2: composite components share rows (shareComponentRows)
-// and have no :text or :of-type rows.
-const indexFormat = "index-format:v2"
+// and have no :text or :of-type rows. v3: a union parameter has no rows
+// of its own (union.go).
+const indexFormat = "index-format:v3"
 
 // shareComponentRows makes components of different composite parameters
 // that always yield the same rows write them once: two composites with the

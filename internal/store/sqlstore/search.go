@@ -1085,22 +1085,22 @@ const (
 // descending) value of a parameter, with missing values as a sentinel that
 // sorts last ascending.
 type sortColumn struct {
-	sql  string // the expression, with one "?" for the parameter's key when pid != nil
-	pid  any
-	null any // the sentinel (COALESCE)
+	sql  string // the expression, with one "?" for each key of pids
+	pids []any  // the keys of the parameters whose rows hold the values
+	null any    // the sentinel (COALESCE)
 	kind keyKind
 	desc bool
 }
 
 func (k sortColumn) render(b *sqlBuilder) {
-	if k.pid == nil {
+	if k.pids == nil {
 		b.sb.WriteString(k.sql)
 		return
 	}
 	b.sb.WriteString("COALESCE(")
 	b.sb.WriteString(k.sql)
 	b.sb.WriteString(", ?)")
-	b.args = append(b.args, k.pid, k.null)
+	b.args = append(append(b.args, k.pids...), k.null)
 }
 
 // sortColumns are the ORDER BY keys of a query: its _sort keys, then rid,
@@ -1140,12 +1140,22 @@ func sortColumns(keys []search.SortKey, pids map[string]int64) []sortColumn {
 			default:
 				continue
 			}
-			c.sql = "(SELECT " + agg + "(s." + col + ") FROM " + tableNames[k.Table] + " s WHERE s.rid = r.rid AND s.pid = ?)"
-			if pid, ok := pids[k.Param]; ok {
-				c.pid = pid
-			} else {
-				c.pid = noKey
+			rows := k.Rows
+			if rows == nil {
+				rows = []string{k.Param}
 			}
+			for _, p := range rows {
+				if pid, ok := pids[p]; ok {
+					c.pids = append(c.pids, pid)
+				} else {
+					c.pids = append(c.pids, noKey)
+				}
+			}
+			in := "= ?"
+			if len(rows) > 1 {
+				in = "IN (?" + strings.Repeat(", ?", len(rows)-1) + ")"
+			}
+			c.sql = "(SELECT " + agg + "(s." + col + ") FROM " + tableNames[k.Table] + " s WHERE s.rid = r.rid AND s.pid " + in + ")"
 			switch c.kind {
 			case kindInt:
 				c.null = int64(math.MaxInt64)

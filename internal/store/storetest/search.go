@@ -41,6 +41,7 @@ func RunSearch(t *testing.T, open func(t *testing.T, reg *search.Registry) store
 		{"PatientIndexesFollowWrites", testSearchByPatient},
 		{"PagingIsKeysetAndStable", testSearchPaging},
 		{"SortByParameters", testSearchSort},
+		{"UnionParameters", testSearchUnions},
 		{"TotalOnlyWhenAsked", testSearchTotal},
 		{"IncludeAndRevInclude", testSearchInclude},
 		{"ChainAndHas", testSearchChain},
@@ -318,6 +319,19 @@ func page(t *testing.T, reg *search.Registry, s store.Store, typ, query, cursor 
 	return res
 }
 
+// pageByOne runs a search one match per page, following the next links,
+// and returns the ids in order.
+func pageByOne(t *testing.T, reg *search.Registry, s store.Store, typ, query string) []string {
+	t.Helper()
+	res := page(t, reg, s, typ, query, "", 1)
+	got := matchIDs(res.Matches)
+	for res.Next != "" {
+		res = page(t, reg, s, typ, query, res.Next, 1)
+		got = append(got, matchIDs(res.Matches)...)
+	}
+	return got
+}
+
 func testSearchPaging(t *testing.T, reg *search.Registry, s store.Store) {
 	t.Run("driven by a token", func(t *testing.T) {
 		checkPaging(t, reg, s, "Patient", "gender=male", func(id string) string {
@@ -458,17 +472,69 @@ func testSearchSort(t *testing.T, reg *search.Registry, s store.Store) {
 		{"-_id", []string{"d", "c", "b", "a"}},
 	} {
 		t.Run(tc.sort, func(t *testing.T) {
-			var got []string
-			res := page(t, reg, s, "Patient", "_sort="+tc.sort, "", 1)
-			got = append(got, matchIDs(res.Matches)...)
-			for res.Next != "" {
-				res = page(t, reg, s, "Patient", "_sort="+tc.sort, res.Next, 1)
-				got = append(got, matchIDs(res.Matches)...)
-			}
-			if !slices.Equal(got, tc.want) {
+			if got := pageByOne(t, reg, s, "Patient", "_sort="+tc.sort); !slices.Equal(got, tc.want) {
 				t.Errorf("_sort=%s paged one by one = %v, want %v", tc.sort, got, tc.want)
 			}
 		})
+	}
+}
+
+// testSearchUnions checks Observation's combo parameters, which have no
+// index rows of their own and are answered from the rows of the two
+// parameters they are the union of (internal/search/union.go): every
+// modifier, a composite whose groups are the Observation and its
+// components, and _sort by the least (greatest) value of either.
+func testSearchUnions(t *testing.T, reg *search.Registry, s store.Store) {
+	const loinc = `"system":"http://loinc.org","code":`
+	create(t, s,
+		`{"resourceType":"Observation","id":"w","status":"final","code":{"coding":[{`+loinc+`"29463-7"}],"text":"Body weight"},"valueQuantity":{"value":185,"system":"http://unitsofmeasure.org","code":"[lb_av]"}}`,
+		`{"resourceType":"Observation","id":"bp","status":"final","code":{"coding":[{`+loinc+`"85354-9"}],"text":"Blood pressure"},"component":[{"code":{"coding":[{`+loinc+`"8480-6"}],"text":"Systolic"},"valueQuantity":{"value":120}},{"code":{"coding":[{`+loinc+`"8462-4"}]},"valueQuantity":{"value":80}}]}`,
+		`{"resourceType":"Observation","id":"a","status":"final","code":{"coding":[{`+loinc+`"72166-2"}]},"valueCodeableConcept":{"coding":[{"system":"http://snomed.info/sct","code":"8517006"}]},"component":[{"code":{"coding":[{`+loinc+`"1000-0"}]},"dataAbsentReason":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/data-absent-reason","code":"unknown"}]}},{"code":{"coding":[{`+loinc+`"99990-1"}]}}]}`,
+		`{"resourceType":"Observation","id":"n","status":"final","code":{"coding":[{`+loinc+`"9999-9"}]}}`,
+	)
+	for _, tc := range []struct {
+		query string
+		want  []string
+	}{
+		{"combo-code=http://loinc.org|29463-7", []string{"w"}},
+		{"combo-code=8480-6", []string{"bp"}},
+		{"combo-code=8462-4,9999-9", []string{"bp", "n"}},
+		{"combo-code=8462-4&combo-code=85354-9", []string{"bp"}},
+		{"combo-code:not=8480-6", []string{"a", "n", "w"}},
+		{"combo-code:text=systol", []string{"bp"}},
+		{"combo-code:text=blood", []string{"bp"}},
+		{"combo-value-quantity=80", []string{"bp"}},
+		{"combo-value-quantity=gt150", []string{"w"}},
+		{"combo-value-quantity:missing=true", []string{"a", "n"}},
+		{"combo-value-quantity:missing=false", []string{"bp", "w"}},
+		{"combo-value-concept=http://snomed.info/sct|8517006", []string{"a"}},
+		{"combo-data-absent-reason=unknown", []string{"a"}},
+		{"combo-data-absent-reason:missing=true", []string{"bp", "n", "w"}},
+		{"combo-code-value-quantity=http://loinc.org|8462-4$80", []string{"bp"}},
+		{"combo-code-value-quantity=29463-7$gt180", []string{"w"}},
+		{"combo-code-value-quantity=8480-6$80", nil}, // code and value of different components
+		{"combo-code-value-concept=72166-2$8517006", []string{"a"}},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			got := sortedIDs(find(t, reg, s, "Observation", tc.query))
+			if want := sortedIDs(tc.want); !slices.Equal(got, want) {
+				t.Errorf("Observation?%s = %v, want %v", tc.query, got, want)
+			}
+		})
+	}
+	// Ascending by the least code of the Observation and its components
+	// (a: 1000-0, bp: 8462-4), descending by the greatest (a: 99990-1);
+	// paged one by one, so that the cursor carries the keys.
+	for _, tc := range []struct {
+		sort string
+		want []string
+	}{
+		{"combo-code", []string{"a", "w", "bp", "n"}},
+		{"-combo-code", []string{"a", "n", "bp", "w"}},
+	} {
+		if got := pageByOne(t, reg, s, "Observation", "_sort="+tc.sort); !slices.Equal(got, tc.want) {
+			t.Errorf("_sort=%s paged one by one = %v, want %v", tc.sort, got, tc.want)
+		}
 	}
 }
 
