@@ -26,7 +26,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	f.register(fs)
 	baseURL := fs.String("base-url", "http://localhost:8080", "public base URL of the server the data is for (absolute references to it are local)")
 	skipInvalid := fs.Bool("skip-invalid", false, "load a transaction Bundle without its invalid entries (reported) instead of failing it as a whole")
-	workers := fs.Int("workers", 0, "files read and prepared at once, twice as many loading at once (0: one per core, one fewer on SQLite)")
+	workers := fs.Int("workers", 0, "files read and prepared at once, twice as many and one more loading at once (0: one per core, one fewer on SQLite)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: smartfhir import [flags] PATH…\n\nPATH is a .json or .ndjson file (optionally .gz or .bz2) or a folder of them.\n\nflags:")
 		fs.PrintDefaults()
