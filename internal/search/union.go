@@ -135,13 +135,6 @@ func unionTerms(p *Param) []string {
 	return out
 }
 
-// Union returns the parameters whose values together are the values of
-// parameter code of resourceType (see findUnions), or nil when it is not a
-// union and has index rows of its own.
-func (r *Registry) Union(resourceType, code string) []string {
-	return r.unions[resourceType][code]
-}
-
 // unionCondition is the condition of a union parameter: the condition the
 // same key suffix (a modifier) and value make on each member, OR'ed. A
 // negated condition (:not, :missing=true) is true when no value matches,
