@@ -132,3 +132,22 @@ func TestRegistryUnions(t *testing.T) {
 		t.Errorf("a bad value of a composite union: %v, want an error that names it", err)
 	}
 }
+
+// TestNestedUnions: a union one of whose members is itself a union keeps
+// rows of its own, whatever the order the maps give.
+func TestNestedUnions(t *testing.T) {
+	tok := func(code, expr string) *Param { return &Param{Code: code, Type: "token", Expression: expr} }
+	for range 20 {
+		r := &Registry{byType: map[string]map[string]*Param{"X": {
+			"0ab": tok("0ab", "X.a | X.b"), "a": tok("a", "X.a"), "b": tok("b", "X.b"), "c": tok("c", "X.c"),
+			"abc": tok("abc", "X.a | X.b | X.c"),
+		}}}
+		r.findUnions()
+		want := map[string]map[string][]string{"X": {"0ab": {"a", "b"}}}
+		if !maps.EqualFunc(r.unions, want, func(x, y map[string][]string) bool {
+			return maps.EqualFunc(x, y, slices.Equal)
+		}) {
+			t.Fatalf("unions = %v, want %v", r.unions, want)
+		}
+	}
+}
