@@ -29,10 +29,20 @@ import (
 // findUnions fills r.unions. It runs before the fingerprint is taken.
 func (r *Registry) findUnions() {
 	r.unions = map[string]map[string][]string{}
+	// A Param serves every type its definition names: split each once.
+	terms := map[*Param][]string{}
+	for _, params := range r.byType {
+		for _, p := range params {
+			if _, ok := terms[p]; !ok {
+				terms[p] = unionTerms(p)
+			}
+		}
+	}
 	for _, t := range slices.Sorted(maps.Keys(r.byType)) {
 		params := r.byType[t]
-		for _, code := range slices.Sorted(maps.Keys(params)) {
-			if members := unionMembers(params, params[code]); members != nil {
+		codes := slices.Sorted(maps.Keys(params))
+		for _, code := range codes {
+			if members := unionMembers(params, codes, terms, params[code]); members != nil {
 				if r.unions[t] == nil {
 					r.unions[t] = map[string][]string{}
 				}
@@ -60,28 +70,25 @@ func (r *Registry) findUnions() {
 	}
 }
 
-// unionMembers returns the parameters of params that u is the union of,
-// in code order, or nil when it is not one.
-func unionMembers(params map[string]*Param, u *Param) []string {
-	if u.Type == "reference" {
-		return nil
-	}
-	terms := unionTerms(u)
-	if len(terms) < 2 {
+// unionMembers returns the parameters of params (whose codes, sorted, are
+// codes; terms holds each one's unionTerms) that u is the union of, in code
+// order, or nil when it is not one.
+func unionMembers(params map[string]*Param, codes []string, terms map[*Param][]string, u *Param) []string {
+	if u.Type == "reference" || len(terms[u]) < 2 {
 		return nil
 	}
 	want := map[string]bool{}
-	for _, term := range terms {
+	for _, term := range terms[u] {
 		want[term] = true
 	}
 	covered := map[string]bool{}
 	var members []string
-	for _, code := range slices.Sorted(maps.Keys(params)) {
+	for _, code := range codes {
 		p := params[code]
 		if p == u || p.Type != u.Type || !sameComponents(p, u) {
 			continue
 		}
-		pt := unionTerms(p)
+		pt := terms[p]
 		if len(pt) == 0 || slices.ContainsFunc(pt, func(s string) bool { return !want[s] || covered[s] }) {
 			continue
 		}

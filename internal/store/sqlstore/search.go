@@ -87,7 +87,7 @@ func (db *DB) search(ctx context.Context, qr Querier, q *search.Query, cached bo
 	// A page in rid order may walk a reference's index entries
 	// (walkable), or a patient's tokens or dates (patientWalk: the
 	// condition of where at byPatient), joined as d.
-	sortKeys := sortColumns(q.Sort, keys[q.Type])
+	sortKeys := sortColumns(q.Sort, keys, q.Type)
 	walk := q.Count > 0 && len(sortKeys) == 1 && walkable(where)
 	walked, byPatient := "search_reference", -1
 	if walk {
@@ -1103,12 +1103,11 @@ func (k sortColumn) render(b *sqlBuilder) {
 	b.args = append(append(b.args, k.pids...), k.null)
 }
 
-// sortColumns are the ORDER BY keys of a query: its _sort keys, then rid,
-// which makes the order total and so the keyset exact. pids are the keys
-// of the parameters of the query's type.
-func sortColumns(keys []search.SortKey, pids map[string]int64) []sortColumn {
+// sortColumns are the ORDER BY keys of a query on typ: its _sort keys,
+// then rid, which makes the order total and so the keyset exact.
+func sortColumns(sort []search.SortKey, keys paramKeys, typ string) []sortColumn {
 	var out []sortColumn
-	for _, k := range keys {
+	for _, k := range sort {
 		c := sortColumn{desc: k.Desc}
 		switch k.Param {
 		case "_id":
@@ -1145,11 +1144,7 @@ func sortColumns(keys []search.SortKey, pids map[string]int64) []sortColumn {
 				rows = []string{k.Param}
 			}
 			for _, p := range rows {
-				if pid, ok := pids[p]; ok {
-					c.pids = append(c.pids, pid)
-				} else {
-					c.pids = append(c.pids, noKey)
-				}
+				c.pids = append(c.pids, keys.key(typ, p))
 			}
 			in := "= ?"
 			if len(rows) > 1 {
