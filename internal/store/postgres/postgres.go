@@ -108,12 +108,13 @@ func Open(ctx context.Context, url string, cfg sqlstore.Config) (*sqlstore.DB, e
 		// load the importer does not wait for it. VACUUM also marks the
 		// new pages all-visible, which lets the covering search indexes
 		// answer without visiting the table (index-only scans).
-		Analyze:    []string{"ANALYZE"},
-		BulkLoaded: []string{"VACUUM (ANALYZE)"},
-		GroupByKey: true,
-		WritingCTE: true,
+		Analyze:     []string{"ANALYZE"},
+		BulkLoaded:  []string{"VACUUM (ANALYZE)"},
+		GroupByKey:  true,
+		WritingCTE:  true,
+		ArrayInsert: true,
 		// rid is GENERATED ALWAYS AS IDENTITY (migration 0001): an INSERT
-		// that names it says OVERRIDING SYSTEM VALUE (sqlstore, createWithRid).
+		// that names it says OVERRIDING SYSTEM VALUE (sqlstore, createHeld).
 		ReserveRids: "SELECT nextval(pg_get_serial_sequence('resources', 'rid')) FROM generate_series(1, ?::integer)",
 		ProbeFence:  " OFFSET 0",
 		ReserveSeq:  "SELECT nextval('audit_seq') FROM generate_series(1, ?::integer)",

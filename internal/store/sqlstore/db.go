@@ -76,9 +76,9 @@ type queries struct {
 	// (Dialect.WritingCTE; empty without). Their arguments are those of
 	// insertResource or updateResource, then the method and the body.
 	createVersion, updateVersion string
-	// createWithRid is createVersion under a rid given as its last
-	// argument (Dialect.ReserveRids).
-	createWithRid string
+	// createHeld writes the resources a unit of work holds
+	// (Tx.holdCreate) from arrays (Dialect.ReserveRids, ArrayInsert).
+	createHeld string
 	// lockCurrent and versionBody are Current where rows are locked: the
 	// lock is taken on resources alone, because PostgreSQL re-checks a
 	// locked row that a concurrent writer changed against the rest of the
@@ -147,11 +147,14 @@ SELECT rid, $1, $2, $3, $4, $5, $6, $7 FROM r RETURNING rid`
 INSERT INTO resource_versions (rid, type, id, version_id, last_updated, deleted, method, body)
 SELECT rid, $4, $5, $1, $2, $3, $7, $8 FROM r RETURNING rid`
 
-		if d.ReserveRids != "" {
-			db.q.createWithRid = `WITH r AS (INSERT INTO resources (rid, type, id, version_id, last_updated, deleted) OVERRIDING SYSTEM VALUE
-VALUES ($8, $1, $2, $3, $4, $5) ON CONFLICT (type, id) DO NOTHING RETURNING rid)
+		if d.ReserveRids != "" && d.ArrayInsert {
+			// A resource's version is written only if its row was: fewer
+			// versions than resources means a Conflict (Tx.flushRows).
+			db.q.createHeld = `WITH v AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[]) AS v (rid, type, id, body)),
+r AS (INSERT INTO resources (rid, type, id, version_id, last_updated, deleted) OVERRIDING SYSTEM VALUE
+SELECT rid, type, id, 1, $5, false FROM v ON CONFLICT (type, id) DO NOTHING RETURNING rid)
 INSERT INTO resource_versions (rid, type, id, version_id, last_updated, deleted, method, body)
-SELECT rid, $1, $2, $3, $4, $5, $6, $7 FROM r`
+SELECT v.rid, v.type, v.id, 1, $5, false, 'POST', v.body FROM v JOIN r ON r.rid = v.rid`
 		}
 	}
 	if d.GroupCommit {
@@ -346,10 +349,9 @@ type Tx struct {
 	pending *indexRows
 	// created counts the resources this unit of work created.
 	created int
-	// creates are the statements that create the resources this unit of
-	// work holds (holdCreate), written before its index rows; rids are
-	// rids reserved for more.
-	creates []Statement
+	// creates are the resources this unit of work holds (holdCreate),
+	// written before its index rows; rids are rids reserved for more.
+	creates []heldCreate
 	rids    []int64
 	// reserved is how many rids the unit reserved last.
 	reserved int
@@ -472,8 +474,8 @@ func (tx *Tx) Put(ctx context.Context, v *store.Version) (err error) {
 	if v.Deleted {
 		body = nil // NULL, not an empty blob
 	}
-	if v.VersionID == 1 && v.Method == http.MethodPost && tx.created > 0 && tx.db.q.createWithRid != "" {
-		return tx.holdCreate(ctx, v, lu, body)
+	if v.VersionID == 1 && v.Method == http.MethodPost && tx.created > 0 && tx.db.q.createHeld != "" {
+		return tx.holdCreate(ctx, v)
 	}
 	if len(tx.creates) > 0 {
 		// The statements below may read or change a resource held.
@@ -533,15 +535,15 @@ func (tx *Tx) conflict(v *store.Version) error {
 // holdCreate is Put of a POST's new resource in a unit of work that
 // created one already (a Bundle's entries): instead of a round trip to
 // learn the rid the database gives it, the resource takes a rid reserved
-// ahead (Dialect.ReserveRids), and the statement that writes its row and
-// first version waits with the unit's index rows, which go out in one
-// batch before the unit reads, searches, changes a resource or ends
-// (flushRows). A POST names an id of the server's making, which no
+// ahead (Dialect.ReserveRids), and its row and first version wait with the
+// unit's index rows, to be written in one statement with the others held
+// (createHeld), before the unit reads, searches, changes a resource or
+// ends (flushRows). A POST names an id of the server's making, which no
 // resource has; were it taken all the same, the statement would write
-// nothing, and its Check fails the unit with the Conflict Put would have
+// nothing for it, and the unit fails with the Conflict Put would have
 // returned. On PostgreSQL, synthea-120's import made 92,000 round trips
 // fewer: 2,730/2,779 -> 3,423/3,441 resources/s in turns.
-func (tx *Tx) holdCreate(ctx context.Context, v *store.Version, lu int64, body any) error {
+func (tx *Tx) holdCreate(ctx context.Context, v *store.Version) error {
 	if len(tx.rids) == 0 {
 		// A block twice the last, from 64 to 1,024: a Bundle of 700
 		// entries reserves in four round trips; the rids a unit leaves
@@ -554,16 +556,7 @@ func (tx *Tx) holdCreate(ctx context.Context, v *store.Version, lu int64, body a
 	}
 	rid := tx.rids[0]
 	tx.rids = tx.rids[1:]
-	tx.creates = append(tx.creates, Statement{
-		Query: tx.db.q.createWithRid,
-		Args:  []any{v.Type, v.ID, v.VersionID, lu, v.Deleted, v.Method, body, rid},
-		Check: func(rows int64) error {
-			if rows != 1 {
-				return tx.conflict(v)
-			}
-			return nil
-		},
-	})
+	tx.creates = append(tx.creates, heldCreate{v: v, rid: rid, typ: v.Type, id: v.ID, body: v.Body})
 	stmts, err := tx.indexStatements(ctx, nil, rid, v, true)
 	if err != nil {
 		return err
@@ -573,6 +566,69 @@ func (tx *Tx) holdCreate(ctx context.Context, v *store.Version, lu int64, body a
 	}
 	v.LastUpdated = tx.now
 	return nil
+}
+
+// heldCreate is a resource held by its unit of work (holdCreate): its
+// first version v, with body as Put was given it, under rid.
+type heldCreate struct {
+	v       *store.Version
+	rid     int64
+	typ, id string
+	body    []byte
+}
+
+// errHeldConflict is the outcome of createHeld when it wrote fewer
+// resources than it was given.
+var errHeldConflict = errors.New("a resource held was not written")
+
+// createStatement is the statement that writes the resources held.
+func (tx *Tx) createStatement() Statement {
+	n := len(tx.creates)
+	rids, types, ids, bodies := make([]int64, n), make([]string, n), make([]string, n), make([][]byte, n)
+	for i, c := range tx.creates {
+		rids[i], types[i], ids[i], bodies[i] = c.rid, c.typ, c.id, c.body
+	}
+	return Statement{
+		Query: tx.db.q.createHeld,
+		Args:  []any{rids, types, ids, bodies, toMicro(tx.now)},
+		Check: func(rows int64) error {
+			if rows != int64(n) {
+				return errHeldConflict
+			}
+			return nil
+		},
+	}
+}
+
+// heldConflict is the Conflict of the first of held whose id was taken
+// (errHeldConflict): the resource whose rid the database does not know.
+func (tx *Tx) heldConflict(ctx context.Context, held []heldCreate) error {
+	rids := make([]int64, len(held))
+	for i, c := range held {
+		rids[i] = c.rid
+	}
+	rows, err := tx.Query(ctx, "SELECT rid FROM resources WHERE rid = ANY(?)", rids)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	written := make(map[int64]bool, len(held))
+	for rows.Next() {
+		var rid int64
+		if err := rows.Scan(&rid); err != nil {
+			return err
+		}
+		written[rid] = true
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, c := range held {
+		if !written[c.rid] {
+			return tx.conflict(c.v)
+		}
+	}
+	return errHeldConflict // the versions' count disagreed with the resources'
 }
 
 // reserveNumbers runs query, a statement that returns n numbers of a

@@ -157,6 +157,11 @@ type Dialect struct {
 	// its index rows, in the round trips of those (Tx.holdCreate), instead
 	// of one round trip each to learn its rid. It needs WritingCTE.
 	ReserveRids string
+	// ArrayInsert says that a statement takes an array as one argument
+	// and unnest(…) turns arrays into rows (PostgreSQL): a unit of work
+	// then writes each table's index rows, and the resources it holds
+	// (Tx.holdCreate, which needs ArrayInsert), in one INSERT each.
+	ArrayInsert bool
 	// Analyze are the statements that refresh the planner's statistics
 	// (see DB.Analyze).
 	Analyze []string

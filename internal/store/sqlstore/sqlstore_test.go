@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -217,11 +218,50 @@ func TestStatementsInPowersOfTwo(t *testing.T) {
 	}
 }
 
-// TestStatementsFollowTheIndexes checks, for every table, that rows put in
-// any order go out in the order of the table's value index, read back
-// from the statements' arguments by column name, and that every row goes
-// out once with the values it was put with.
+// TestStatementsFollowTheIndexes checks, for every table and both forms
+// of statements (multi-row INSERTs, and one INSERT from arrays), that rows
+// put in any order go out in the order of the table's value index, read
+// back from the statements' arguments by column name, and that every row
+// goes out once with the values it was put with.
 func TestStatementsFollowTheIndexes(t *testing.T) {
+	t.Run("values", func(t *testing.T) {
+		testStatementsFollowTheIndexes(t, func(r *indexRows, tbl int) []any {
+			var args []any
+			for _, s := range r.statements(nil, "INSERT") {
+				if s.Query != insertRows("INSERT", tbl, len(s.Args)/len(rowTables[tbl].cols)) {
+					t.Fatalf("%s: statement %s", rowTables[tbl].name, s.Query)
+				}
+				args = append(args, s.Args...)
+			}
+			return args
+		})
+	})
+	t.Run("arrays", func(t *testing.T) {
+		testStatementsFollowTheIndexes(t, func(r *indexRows, tbl int) []any {
+			stmts := r.arrayStatements(nil)
+			if len(stmts) != 1 || stmts[0].Query != rowTables[tbl].unnest || len(stmts[0].Args) != len(rowTables[tbl].cols) {
+				t.Fatalf("%s: %d statements, want one INSERT from arrays: %v", rowTables[tbl].name, len(stmts), stmts)
+			}
+			// The arrays, one per column, read back as rows.
+			cols := make([]reflect.Value, len(stmts[0].Args))
+			for k, a := range stmts[0].Args {
+				cols[k] = reflect.ValueOf(a)
+				if cols[k].Kind() != reflect.Slice || cols[k].Len() != cols[0].Len() {
+					t.Fatalf("%s: column %d is %T of %d, want a slice of %d", rowTables[tbl].name, k, a, cols[k].Len(), cols[0].Len())
+				}
+			}
+			var args []any
+			for i := range cols[0].Len() {
+				for _, c := range cols {
+					args = append(args, c.Index(i).Interface())
+				}
+			}
+			return args
+		})
+	})
+}
+
+func testStatementsFollowTheIndexes(t *testing.T, written func(r *indexRows, tbl int) []any) {
 	rnd := rand.New(rand.NewPCG(1, 2))
 	pick := func(vals ...string) string { return vals[rnd.IntN(len(vals))] }
 	for tbl, rt := range rowTables {
@@ -240,9 +280,10 @@ func TestStatementsFollowTheIndexes(t *testing.T) {
 		}
 		cols := strings.Split(rt.columns, ", ")
 		var prev []any
-		for _, s := range r.statements(nil, "INSERT") {
-			for i := 0; i < len(s.Args); i += len(cols) {
-				vals := s.Args[i : i+len(cols)]
+		{
+			args := written(&r, tbl)
+			for i := 0; i < len(args); i += len(cols) {
+				vals := args[i : i+len(cols)]
 				want[fmt.Sprint(vals...)]--
 				if prev != nil {
 					for _, name := range strings.Split(rt.index, ", ") {

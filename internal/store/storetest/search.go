@@ -835,8 +835,8 @@ func testManyCreates(t *testing.T, reg *search.Registry, s store.Store) {
 		}
 		return nil
 	})
-	if !fhir.IsCode(err, fhir.Conflict) {
-		t.Fatalf("a unit creating a taken id: %v, want a Conflict", err)
+	if !fhir.IsCode(err, fhir.Conflict) || !strings.Contains(err.Error(), "Observation/taken") {
+		t.Fatalf("a unit creating a taken id: %v, want a Conflict naming Observation/taken", err)
 	}
 	for _, id := range []string{"x1", "x2", "x3"} {
 		if _, err := s.Read(ctx, "Observation", id); !fhir.IsCode(err, fhir.NotFound) {
