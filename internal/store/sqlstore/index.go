@@ -267,16 +267,26 @@ func (f field) compare(r, s *row) int {
 
 // value is the field of r, as a statement argument.
 func (f field) value(r *row) any {
-	switch f.kind() {
-	case textField:
-		return f.text(r)
-	case floatField:
+	switch f {
+	case fRid:
+		return r.rid
+	case fPid:
+		return r.pid
+	case fGrp:
+		return r.grp
+	case fA:
+		return r.a
+	case fB:
+		return r.b
+	case fC:
+		return r.c
+	case fX:
+		return r.x
+	case fY:
+		return r.y
+	default:
 		return r.f
 	}
-	if f == fGrp {
-		return r.grp // an int, as the statements have always passed it
-	}
-	return f.integer(r)
 }
 
 // The kinds of fields: what a column holds.
