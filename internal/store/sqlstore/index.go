@@ -296,6 +296,7 @@ const (
 	floatField
 )
 
+// kind is what the field holds.
 func (f field) kind() int {
 	switch f {
 	case fA, fB, fC:
