@@ -267,26 +267,13 @@ func (f field) compare(r, s *row) int {
 
 // value is the field of r, as a statement argument.
 func (f field) value(r *row) any {
-	switch f {
-	case fRid:
-		return r.rid
-	case fPid:
-		return r.pid
-	case fGrp:
-		return r.grp
-	case fA:
-		return r.a
-	case fB:
-		return r.b
-	case fC:
-		return r.c
-	case fX:
-		return r.x
-	case fY:
-		return r.y
-	default:
+	switch f.kind() {
+	case textField:
+		return f.text(r)
+	case floatField:
 		return r.f
 	}
+	return f.integer(r)
 }
 
 // The kinds of fields: what a column holds.
