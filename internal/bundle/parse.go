@@ -105,7 +105,7 @@ func parse(body []byte) (*parsed, error) {
 				e.err = invalid("Bundle.entry[%d] (%s) has no resource", i, r.Method)
 				continue
 			}
-			h, err := fhir.ReadHeader(we.Resource)
+			h, err := fhir.ScanHeader(we.Resource) // encoding/json has delimited it
 			if err != nil {
 				e.err = err
 				continue

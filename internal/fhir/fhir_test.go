@@ -54,6 +54,67 @@ func TestReadHeader(t *testing.T) {
 	}
 }
 
+// TestScanHeader holds the quick header reader to ReadHeader on bodies
+// laid out the ways a Bundle entry's resource may be, and checks that it
+// reads only up to the id.
+func TestScanHeader(t *testing.T) {
+	for _, tc := range []struct{ in, typ, id string }{
+		{`{"resourceType":"Patient","id":"p1","name":[{"family":"X"}]}`, "Patient", "p1"},
+		{"{\n  \"meta\" : { \"id\": \"inner\", \"resourceType\": \"Bundle\" } ,\n  \"text\": \"a \\\"}\\\" b\",\n  \"n\": -1.5e3 ,\"b\": true , \"resourceType\" : \"Observation\" ,\n\t\"id\":\"o-2\"\r\n}", "Observation", "o-2"},
+		{`{"id":"c","resourceType":"Condition"}`, "Condition", "c"},
+		{` { "resourceType" : "Encounter" , "status" : [ ] } `, "Encounter", ""},
+		{`{"contained":[{"resourceType":"Medication","id":"m"}],"resourceType":"MedicationRequest"}`, "MedicationRequest", ""},
+	} {
+		h, err := ScanHeader([]byte(tc.in))
+		if err != nil || h.ResourceType != tc.typ || h.ID != tc.id {
+			t.Errorf("ScanHeader(%s) = %+v, %v; want %s/%s", tc.in, h, err, tc.typ, tc.id)
+		}
+		if want, err := ReadHeader([]byte(tc.in)); err != nil || want != h {
+			t.Errorf("ReadHeader(%s) = %+v, %v; ScanHeader %+v", tc.in, want, err, h)
+		}
+		if _, quick := scanHeader([]byte(tc.in)); !quick {
+			t.Errorf("ScanHeader(%s) left it to ReadHeader", tc.in)
+		}
+	}
+	// Past the id, the body is not read: what is wrong there is found when
+	// it is prepared.
+	if h, err := ScanHeader([]byte(`{"resourceType":"Patient","id":"p","id":"q"}`)); err != nil || h.ID != "p" {
+		t.Errorf("ScanHeader read past the id: %+v, %v", h, err)
+	}
+	// Everything it cannot read itself gets ReadHeader's answer.
+	for _, in := range []string{`{"id":"x"}`, `{"resourceType":3}`, `{"resourceType":"Patient","id":1}`, `[1]`, `"Patient"`,
+		`{"resourceType":"Patient","resourceType":"Group"}`, `{"resourceType":"Pat\u0069ent","id":"p"}`, `{"resource\u0054ype":"Patient"}`,
+		`{"resourceType":"Patient","id":"a\u002db"}`, `{"resourceType":"Patient","id":"x","b":1}`} {
+		got, gotErr := ScanHeader([]byte(in))
+		want, wantErr := ReadHeader([]byte(in))
+		if got != want || fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+			t.Errorf("ScanHeader(%s) = %+v, %v; ReadHeader %+v, %v", in, got, gotErr, want, wantErr)
+		}
+	}
+}
+
+// FuzzScanHeader holds ScanHeader to ReadHeader on well-formed JSON: the
+// same header whenever ReadHeader reads one, and an error only when
+// ReadHeader has one. On other input it must not panic.
+func FuzzScanHeader(f *testing.F) {
+	for _, s := range []string{`{"resourceType":"Patient","id":"p1"}`, ` { "id" : "x", "resourceType" : "A\"" } `, `{"a":[{"resourceType":"B"}],"resourceType":"C"}`, `{"resourceType":"P","resourceType":"Q"}`, `[]`, `{"id":`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, gotErr := ScanHeader(data)
+		if !json.Valid(data) {
+			return
+		}
+		want, wantErr := ReadHeader(data)
+		switch {
+		case wantErr == nil && (gotErr != nil || got != want):
+			t.Fatalf("ScanHeader(%q) = %+v, %v; ReadHeader %+v", data, got, gotErr, want)
+		case gotErr != nil && fmt.Sprint(gotErr) != fmt.Sprint(wantErr):
+			t.Fatalf("ScanHeader(%q) error %v; ReadHeader %v", data, gotErr, wantErr)
+		}
+	})
+}
+
 func TestParseDateTime(t *testing.T) {
 	utc := time.UTC
 	tests := []struct {

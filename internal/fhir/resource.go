@@ -258,6 +258,88 @@ func ReadHeader(raw []byte) (Header, error) {
 	return obj.header()
 }
 
+// ScanHeader returns the resourceType and id of a resource body that is
+// known to be well-formed JSON, as a Bundle entry's resource is once
+// encoding/json has read the Bundle. Where ReadHeader checks and compacts
+// the whole body, it reads the top-level member names up to the id, and
+// skips the values it passes. What it leaves unchecked (valid UTF-8,
+// unique member names after the id) is checked when the body is prepared
+// for storage (Prepare). A body it cannot read that way (not an object,
+// escapes in resourceType or id, a value of the wrong kind, a repeated
+// resourceType) gets ReadHeader's answer, errors included.
+func ScanHeader(raw []byte) (Header, error) {
+	if h, ok := scanHeader(raw); ok {
+		return h, nil
+	}
+	return ReadHeader(raw)
+}
+
+func scanHeader(b []byte) (h Header, ok bool) {
+	ws := func(i int) int {
+		for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+			i++
+		}
+		return i
+	}
+	plain := func(i, end int) ([]byte, bool) { // the string b[i:end] unquoted, if it has no escapes
+		if end-i < 2 || b[end-1] != '"' {
+			return nil, false
+		}
+		s := b[i+1 : end-1]
+		return s, bytes.IndexByte(s, '\\') < 0
+	}
+	i := ws(0)
+	if i >= len(b) || b[i] != '{' {
+		return h, false
+	}
+	var haveType, haveID bool
+	for i = ws(i + 1); i < len(b) && b[i] == '"'; i = ws(i) {
+		kend := stringEnd(b, i)
+		name, nameOK := plain(i, kend)
+		if !nameOK {
+			return h, false // an escaped name may spell resourceType or id
+		}
+		i = ws(kend)
+		if i >= len(b) || b[i] != ':' {
+			return h, false
+		}
+		i = ws(i + 1)
+		if i >= len(b) {
+			return h, false
+		}
+		var end int
+		if b[i] == '"' {
+			end = stringEnd(b, i)
+		} else {
+			end = valueEnd(b, i)
+		}
+		switch string(name) {
+		case "resourceType", "id":
+			var s []byte
+			sOK := b[i] == '"'
+			if sOK {
+				s, sOK = plain(i, end)
+			}
+			isID := string(name) == "id"
+			if !sOK || (isID && haveID) || (!isID && haveType) {
+				return h, false
+			}
+			if isID {
+				h.ID, haveID = string(s), true
+			} else {
+				h.ResourceType, haveType = string(s), true
+			}
+		}
+		if haveType && haveID {
+			return h, true
+		}
+		if i = ws(end); i < len(b) && b[i] == ',' {
+			i++
+		}
+	}
+	return h, haveType
+}
+
 func (o Object) header() (Header, error) {
 	var h Header
 	rt := o.Get("resourceType")
