@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -221,6 +222,76 @@ func TestBundleErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReadBundle checks the Bundle reader: members by their exact names,
+// strings unescaped, resources handed on compact, and an error naming the
+// element for a value of the wrong kind.
+func TestReadBundle(t *testing.T) {
+	pretty := "{\n  \"resourceType\" : \"Bundle\",\n  \"type\" : \"transaction\",\n  \"entry\" : [ {\n" +
+		"    \"fullUrl\" : \"urn:uuid:2e2a6b4c-0a3c-4b5e-9c1d-3f1e2d4c5b6a\",\n" +
+		"    \"resource\" : {\n      \"resourceType\" : \"Patient\",\n      \"name\" : [ { \"family\" : \"O'Brien \\\"Jr\\\"\" } ]\n    },\n" +
+		"    \"request\" : { \"method\" : \"POST\", \"url\" : \"Patient\", \"ifNoneExist\" : \"identifier=a\\u007cb&name=x\", \"extra\" : [ 1 ] }\n" +
+		"  }, null, { \"request\" : null, \"Resource\" : { } } ]\n}"
+	wb, err := readBundle([]byte(pretty))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wb.ResourceType != "Bundle" || wb.Type != "transaction" || len(wb.Entry) != 3 {
+		t.Fatalf("readBundle = %+v", wb)
+	}
+	e := wb.Entry[0]
+	if e.FullURL != "urn:uuid:2e2a6b4c-0a3c-4b5e-9c1d-3f1e2d4c5b6a" || e.Request == nil ||
+		*e.Request != (wireRequest{Method: "POST", URL: "Patient", IfNoneExist: "identifier=a|b&name=x"}) {
+		t.Errorf("entry[0] = %q, %+v", e.FullURL, e.Request)
+	}
+	if want := `{"resourceType":"Patient","name":[{"family":"O'Brien \"Jr\""}]}`; string(e.Resource) != want {
+		t.Errorf("entry[0].resource = %s, want %s", e.Resource, want)
+	}
+	if e := wb.Entry[1]; e.Request != nil || e.Resource != nil {
+		t.Errorf("a null entry = %+v", e)
+	}
+	if e := wb.Entry[2]; e.Request != nil || e.Resource != nil { // "Resource" is not "resource"
+		t.Errorf("entry[2] = %+v", e)
+	}
+	for body, want := range map[string]string{
+		`{"resourceType":"Bundle","type":3}`:                                             "Bundle.type is not a string",
+		`{"resourceType":"Bundle","entry":{}}`:                                           "Bundle.entry is not an array",
+		`{"resourceType":"Bundle","entry":[null,"x"]}`:                                   "Bundle.entry[1] is not an object",
+		`{"resourceType":"Bundle","entry":[{"request":[]}]}`:                             "Bundle.entry[0].request is not an object",
+		`{"resourceType":"Bundle","entry":[{},{"request":{"method":"GET","url":true}}]}`: "Bundle.entry[1].request.url is not a string",
+		`{"resourceType":"Bundle","entry":[{"fullUrl":{}}]}`:                             "Bundle.entry[0].fullUrl is not a string",
+		`{"resourceType":"Bundle","type":"batch","type":"transaction"}`:                  `duplicate JSON member "type"`,
+		`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Patient"}}]`:     "not valid JSON",
+		"{\"resourceType\":\"Bundle\",\"entry\":[{\"resource\":{\"text\":\"\xff\"}}]}":   "not valid UTF-8",
+	} {
+		if _, err := readBundle([]byte(body)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("readBundle(%s) error = %v, want one saying %q", body, err, want)
+		}
+	}
+}
+
+// FuzzReadBundle: on any input the reader errs or not but never panics, and
+// whatever resources it hands on are compact JSON.
+func FuzzReadBundle(f *testing.F) {
+	for _, s := range []string{txBundle, `{"resourceType":"Bundle","entry":[null,{"request":null}]}`, ` { "entry" : [ { "resource" : { "a" : [ 1 , "\u0022" ] } } ] } `, `{"entry":[,]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		wb, err := readBundle(data)
+		if err != nil {
+			return
+		}
+		for i, e := range wb.Entry {
+			if e.Resource == nil {
+				continue
+			}
+			var b bytes.Buffer
+			if err := json.Compact(&b, e.Resource); err != nil || !bytes.Equal(b.Bytes(), e.Resource) {
+				t.Fatalf("readBundle(%q): entry[%d].resource %q is not compact JSON (%v)", data, i, e.Resource, err)
+			}
+		}
+	})
 }
 
 func TestPatchEntry(t *testing.T) {

@@ -144,6 +144,37 @@ func CompactMembers(b []byte, fn func(name string, value []byte) error) error {
 	return nil
 }
 
+// CompactElements calls fn with the index and raw value of each element
+// of b, a JSON array in compact form (a member's value that ParseObject
+// returned, for one): values are only delimited, not checked. Input that
+// is not such an array is an error, never a panic.
+func CompactElements(b []byte, fn func(i int, value []byte) error) error {
+	if len(b) < 2 || b[0] != '[' {
+		return fmt.Errorf("not a JSON array")
+	}
+	i, n := 1, 0
+	for i < len(b) && b[i] != ']' {
+		if n > 0 {
+			if b[i] != ',' {
+				return fmt.Errorf("not valid compact JSON")
+			}
+			i++
+		}
+		end := valueEnd(b, i)
+		if end <= i || end > len(b) {
+			return fmt.Errorf("not valid compact JSON")
+		}
+		if err := fn(n, b[i:end:end]); err != nil {
+			return err
+		}
+		i, n = end, n+1
+	}
+	if i != len(b)-1 {
+		return fmt.Errorf("not valid JSON: data after the array")
+	}
+	return nil
+}
+
 // stringEnd returns the index just past the JSON string starting at b[i]
 // (a quote). b is known to be valid, compact JSON.
 func stringEnd(b []byte, i int) int {
@@ -259,8 +290,8 @@ func ReadHeader(raw []byte) (Header, error) {
 }
 
 // ScanHeader returns the resourceType and id of a resource body that is
-// known to be well-formed JSON, as a Bundle entry's resource is once
-// encoding/json has read the Bundle. Where ReadHeader checks and compacts
+// known to be well-formed JSON, as a Bundle entry's resource is once the
+// Bundle has been parsed. Where ReadHeader checks and compacts
 // the whole body, it reads the top-level member names up to the id, and
 // skips the values it passes. What it leaves unchecked (valid UTF-8,
 // unique member names after the id) is checked when the body is prepared
