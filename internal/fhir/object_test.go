@@ -81,13 +81,14 @@ func TestPreparedStampMatchesStamp(t *testing.T) {
 // accepts, encoding/json reads as an object with the same members and
 // values; whatever valid object with unique names it refuses is a bug.
 func FuzzParseObject(f *testing.F) {
-	for _, s := range []string{`{}`, `{"a":1}`, `{"a":"\"}"}`, `{"a":{"b":[1,2,{"c":null}]},"d":"\u00e9"}`, ` { "x" : [ ] } `, `{"a":1,"a":2}`, `[1]`} {
+	for _, s := range []string{`{}`, `[1,"]",{"a":[2]}]`, `{"a":1}`, `{"a":"\"}"}`, `{"a":{"b":[1,2,{"c":null}]},"d":"\u00e9"}`, ` { "x" : [ ] } `, `{"a":1,"a":2}`, `[1]`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// On any input, the compact-only scanner errs or not, but never
 		// panics.
 		_ = CompactMembers(data, func(string, []byte) error { return nil })
+		_ = CompactElements(data, func(int, []byte) error { return nil })
 		obj, err := ParseObject(data)
 		var m map[string]json.RawMessage
 		stdErr := json.Unmarshal(data, &m)

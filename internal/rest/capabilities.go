@@ -62,6 +62,8 @@ func (a *API) addSearch(resources []capResource) {
 		r := &resources[i]
 		r.SupportedProfile = profiles[r.Type]
 		r.Interaction = append(slices.Clone(r.Interaction), code{"search-type"})
+		r.ConditionalCreate, r.ConditionalUpdate = ConditionalCapabilities.Create, ConditionalCapabilities.Update
+		r.ConditionalDelete = ConditionalCapabilities.Delete
 		for _, p := range reg.Params(r.Type) {
 			r.SearchParam = append(r.SearchParam, searchParam{Name: p.Code, Definition: p.URL, Type: p.Type})
 		}
@@ -91,8 +93,10 @@ func (a *API) capabilityStatement(date time.Time) []byte {
 	types := a.supportedTypes()
 	resources := make([]capResource, len(types))
 	for i, t := range types {
+		// A read answers If-None-Match and If-Modified-Since (read.go);
+		// conditional create, update and delete need search (addSearch).
 		resources[i] = capResource{Type: t, Interaction: interactions, Versioning: "versioned",
-			ReadHistory: true, UpdateCreate: true, ConditionalRead: "not-supported", ConditionalDelete: "not-supported"}
+			ReadHistory: true, UpdateCreate: true, ConditionalRead: "full-support", ConditionalDelete: "not-supported"}
 	}
 	var instantiates []string
 	if a.cfg.Search != nil {

@@ -231,6 +231,10 @@ func TestCapabilityStatementSearch(t *testing.T) {
 				SearchInclude    []string
 				SearchRevInclude []string
 				SearchParam      []struct{ Name, Definition, Type string }
+				// The conditional interactions this server answers
+				// (conditional_ops.go, read.go).
+				ConditionalCreate, ConditionalUpdate bool
+				ConditionalRead, ConditionalDelete   string
 			}
 		}
 	}
@@ -258,6 +262,10 @@ func TestCapabilityStatementSearch(t *testing.T) {
 		}
 		if !slices.Contains(r.SearchRevInclude, "Provenance:target") {
 			t.Errorf("Observation searchRevInclude lacks Provenance:target")
+		}
+		if !r.ConditionalCreate || !r.ConditionalUpdate || r.ConditionalDelete != "multiple" || r.ConditionalRead != "full-support" {
+			t.Errorf("Observation conditional create %v, update %v, delete %q, read %q; want true, true, multiple, full-support",
+				r.ConditionalCreate, r.ConditionalUpdate, r.ConditionalDelete, r.ConditionalRead)
 		}
 		return
 	}
