@@ -2,6 +2,7 @@ package search
 
 import (
 	"math"
+	"strings"
 	"time"
 
 	"smartfhir/internal/fhir"
@@ -14,14 +15,18 @@ import (
 // microseconds: a date or partial dateTime covers its whole precision
 // ("2013-01" is all of January), an instant or full dateTime its second
 // (or given fraction), a Period runs from its start's low to its end's high
-// (an open end is unbounded), a Timing from its first event to its last.
+// (an open end is unbounded). A Timing runs from the earliest of its events
+// and its repeat.boundsPeriod's start to the latest of its events and that
+// period's end: the spec ignores the schedule and keeps "only the outer
+// limits", so every second day from 31-Jan-2013 to 24-Mar-2013 includes
+// 1-Feb-2013.
 //
-// Query: the search value is a range [pl, ph) as well, and each prefix
-// compares the two ranges as the spec's table says: eq the resource range
-// lies within the search range; ne it does not; gt/lt some of it lies after
-// / before the search range; ge/le gt/lt or eq; sa/eb all of it lies after
-// / before; ap the ranges overlap once the search range is widened by a
-// tenth of its distance from now.
+// Query: the search value is a range [pl, ph) as well (see searchRange for
+// the forms it may take), and each prefix compares the two ranges as the
+// spec's table says: eq the resource range lies within the search range; ne
+// it does not; gt/lt some of it lies after / before the search range; ge/le
+// gt/lt or eq; sa/eb all of it lies after / before; ap the ranges overlap
+// once the search range is widened by a tenth of its distance from now.
 
 const (
 	openLow  = math.MinInt64
@@ -40,27 +45,9 @@ func indexDate(ix *Index, param string, grp int, n fhirpath.Node) {
 	case map[string]any:
 		switch n.Type {
 		case "Period":
-			lo, hi := int64(openLow), int64(openHigh)
-			start, okS := v["start"].(string)
-			end, okE := v["end"].(string)
-			if !okS && !okE {
-				return
+			if lo, hi, ok := periodRange(v); ok {
+				add(lo, hi)
 			}
-			if okS {
-				l, _, ok := dateRange(start)
-				if !ok {
-					return
-				}
-				lo = l
-			}
-			if okE {
-				_, h, ok := dateRange(end)
-				if !ok {
-					return
-				}
-				hi = h
-			}
-			add(lo, hi)
 		case "Timing":
 			lo, hi, found := int64(openHigh), int64(openLow), false
 			events, _ := v["event"].([]any)
@@ -71,11 +58,44 @@ func indexDate(ix *Index, param string, grp int, n fhirpath.Node) {
 					}
 				}
 			}
+			// Of the three bounds[x] choices only boundsPeriod is a span of
+			// dates; boundsDuration and boundsRange are lengths of time and
+			// say nothing of when the schedule runs.
+			repeat, _ := v["repeat"].(map[string]any)
+			if bounds, ok := repeat["boundsPeriod"].(map[string]any); ok {
+				if l, h, ok := periodRange(bounds); ok {
+					lo, hi, found = min(lo, l), max(hi, h), true
+				}
+			}
 			if found {
 				add(lo, hi)
 			}
 		}
 	}
+}
+
+// periodRange is the range of a Period in µs: from its start's low to its
+// end's high, a missing start or end leaving that side open. A Period with
+// neither, or with one that is not a date, has no range: guessing one could
+// only make a search find what it should not.
+func periodRange(v map[string]any) (lo, hi int64, ok bool) {
+	lo, hi = openLow, openHigh
+	start, okS := v["start"].(string)
+	end, okE := v["end"].(string)
+	if !okS && !okE {
+		return 0, 0, false
+	}
+	if okS {
+		if lo, _, ok = dateRange(start); !ok {
+			return 0, 0, false
+		}
+	}
+	if okE {
+		if _, hi, ok = dateRange(end); !ok {
+			return 0, 0, false
+		}
+	}
+	return lo, hi, true
 }
 
 // dateRange is the range of a FHIR date, dateTime or instant in µs.
@@ -86,6 +106,56 @@ func dateRange(s string) (lo, hi int64, ok bool) {
 	}
 	l, h := dt.Range()
 	return l.UnixMicro(), ceilMicro(h), true
+}
+
+// searchRange is the range in µs of a date search value (R4
+// search.html#date): yyyy, yyyy-mm, yyyy-mm-dd, or yyyy-mm-ddThh:mm,
+// yyyy-mm-ddThh:mm:ss or yyyy-mm-ddThh:mm:ss.fff…, each of the last three
+// with or without a time zone (Z or ±hh:mm). Search values are looser than
+// the dateTime datatype of stored data on two counts. The spec lets them
+// truncate the time to the minute (its own example is lt2013-01-14T10:00),
+// and a minute stands for the whole of that minute as a second does for
+// its second. And they may leave the time zone out, when "the server's
+// local time zone should be assumed": this server keeps and compares every
+// instant in UTC, so UTC is the zone it assumes. Such a value is completed
+// into a dateTime fhir.ParseDateTime reads, so that both sides agree on
+// what a valid date, time and offset are; hours without minutes
+// (2013-01-14T10) stay invalid, as the spec's format has no such form.
+func searchRange(s string) (lo, hi int64, ok bool) {
+	date, clock, hasTime := strings.Cut(s, "T")
+	if !hasTime {
+		return dateRange(s)
+	}
+	var zone string
+	switch n := len(clock); {
+	case strings.HasSuffix(clock, "Z"):
+		clock, zone = clock[:n-1], "Z"
+	case n >= len("+hh:mm") && (clock[n-6] == '+' || clock[n-6] == '-'):
+		clock, zone = clock[:n-6], clock[n-6:]
+	default:
+		// No zone: UTC is this server's time zone (see above).
+		zone = "Z"
+	}
+	minute := len(clock) == len("hh:mm")
+	if minute {
+		clock += ":00"
+	}
+	dt, err := fhir.ParseDateTime(date + "T" + clock + zone)
+	if err != nil {
+		return 0, 0, false
+	}
+	l, h := dt.Range()
+	if minute {
+		h = l.Add(time.Minute)
+	}
+	return l.UnixMicro(), ceilMicro(h), true
+}
+
+// invalidDate is the error of a date search value searchRange refuses; it
+// names the forms a date may take, since the likeliest mistake is a form
+// of dateTime the spec does not have.
+func invalidDate(value string) error {
+	return invalidf("%q is not a valid date search value (yyyy, yyyy-mm, yyyy-mm-dd or yyyy-mm-ddThh:mm[:ss[.fff]][Z|±hh:mm])", value)
 }
 
 func ceilMicro(t time.Time) int64 {
@@ -116,9 +186,9 @@ func cutPrefix(v string) (prefix, rest string) {
 // one value.
 func (r *Registry) dateWhere(value string) (Expr, error) {
 	prefix, rest := cutPrefix(value)
-	pl, ph, ok := dateRange(rest)
+	pl, ph, ok := searchRange(rest)
 	if !ok {
-		return nil, invalidf("%q is not a valid date search value", value)
+		return nil, invalidDate(value)
 	}
 	lo := func(op Op, v int64) Expr { return Cmp{ColLow, op, v} }
 	hi := func(op Op, v int64) Expr { return Cmp{ColHigh, op, v} }
@@ -189,9 +259,9 @@ func (r *Registry) lastUpdatedExpr(mod string, values []string) (Expr, error) {
 	var or Or
 	for _, value := range values {
 		prefix, rest := cutPrefix(value)
-		pl, ph, ok := dateRange(rest)
+		pl, ph, ok := searchRange(rest)
 		if !ok {
-			return nil, invalidf("%q is not a valid date search value", value)
+			return nil, invalidDate(value)
 		}
 		c := func(op Op, v int64) Expr { return Cmp{ColLastUpdated, op, v} }
 		within := And{c(Ge, pl), c(Lt, ph)}
