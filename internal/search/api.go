@@ -225,7 +225,10 @@ type Index struct {
 }
 
 // TokenRow is a token value: Coding, CodeableConcept coding, Identifier,
-// ContactPoint, code, boolean, id, uri or string used as a token.
+// ContactPoint, code, boolean, id, uri or string used as a token. Code is
+// lower-cased for a parameter whose values are strings or ContactPoints,
+// which match case-insensitively (token.go); queries on it fold their
+// values alike.
 type TokenRow struct {
 	Param  string
 	Group  int

@@ -24,7 +24,7 @@ func (r *Registry) compositeExpr(p *Param, mod string, values []string) (Expr, e
 		}
 		c := Composite{Param: p.Code}
 		for i, comp := range p.Components {
-			e, err := r.part(comp.Type, comp.Row, parts[i])
+			e, err := r.part(comp, parts[i])
 			if err != nil {
 				return nil, err
 			}
@@ -36,10 +36,11 @@ func (r *Registry) compositeExpr(p *Param, mod string, values []string) (Expr, e
 }
 
 // part is the condition of one composite component value.
-func (r *Registry) part(typ, row, value string) (Exists, error) {
-	switch typ {
+func (r *Registry) part(c Component, value string) (Exists, error) {
+	row := c.Row
+	switch c.Type {
 	case "token":
-		return tokenPart(row, value)
+		return tokenPart(row, c.fold, value)
 	case "string":
 		return stringPart(row, value)
 	case "date":
@@ -53,5 +54,5 @@ func (r *Registry) part(typ, row, value string) (Exists, error) {
 	case "uri":
 		return uriPart(row, value)
 	}
-	return Exists{}, unsupportedf("composite components of type %s are not supported", typ)
+	return Exists{}, unsupportedf("composite components of type %s are not supported", c.Type)
 }

@@ -42,14 +42,14 @@ func (r *Registry) Index(resourceType string, body []byte) (*Index, error) {
 						continue
 					}
 					for _, v := range vals {
-						r.indexValue(ix, c.Type, c.Row, g+1, v)
+						r.indexValue(ix, c.Type, c.Row, c.fold, g+1, v)
 					}
 				}
 			}
 			continue
 		}
 		for _, n := range nodes {
-			r.indexValue(ix, p.Type, p.Code, 0, n)
+			r.indexValue(ix, p.Type, p.Code, p.fold, 0, n)
 		}
 	}
 	r.indexCompartment(ix, resourceType, res)
@@ -61,14 +61,15 @@ func (r *Registry) Index(resourceType string, body []byte) (*Index, error) {
 // unions), in code order, so that an Index is deterministic.
 func (r *Registry) sorted(resourceType string) []*Param { return r.ordered[resourceType] }
 
-// indexValue adds the rows of one value of a parameter of type typ.
-func (r *Registry) indexValue(ix *Index, typ, param string, grp int, n fhirpath.Node) {
+// indexValue adds the rows of one value of a parameter of type typ; fold
+// is the parameter's Param.fold.
+func (r *Registry) indexValue(ix *Index, typ, param string, fold bool, grp int, n fhirpath.Node) {
 	if n.Value == nil {
 		return
 	}
 	switch typ {
 	case "token":
-		indexToken(ix, param, grp, n)
+		indexToken(ix, param, fold, grp, n)
 	case "string":
 		indexString(ix, param, grp, n)
 	case "date":
@@ -175,7 +176,7 @@ func (r *Registry) Compartments(resourceType string, body []byte) ([]string, err
 			continue // as Index: an expression that fails adds no rows
 		}
 		for _, n := range nodes {
-			r.indexValue(ix, p.Type, p.Code, 0, n)
+			r.indexValue(ix, p.Type, p.Code, p.fold, 0, n)
 		}
 	}
 	r.indexCompartment(ix, resourceType, res)

@@ -184,7 +184,7 @@ func (r *Registry) paramCondition(p *Param, mod, value string) (Expr, error) {
 	}
 	switch p.Type {
 	case "token":
-		return tokenExpr(p.Code, mod, values)
+		return tokenExpr(p.Code, mod, p.fold, values)
 	case "string":
 		return stringExpr(p.Code, mod, values)
 	case "date":

@@ -42,6 +42,9 @@ type Param struct {
 	Components []Component
 
 	expr *fhirpath.Expr
+	// fold says a token parameter's values are strings, indexed and
+	// searched lower-cased (token.go, stringValued).
+	fold bool
 }
 
 // Component is a part of a composite parameter: its own type and the
@@ -55,6 +58,8 @@ type Component struct {
 	Row        string
 	Expression string
 	expr       *fhirpath.Expr
+	// fold is Param.fold for a token component.
+	fold bool
 }
 
 // Registry holds the search parameters of every resource type. It is
@@ -208,6 +213,11 @@ func compileParam(sp spec.SearchParam, byURL map[string]spec.SearchParam) (*Para
 	if p.expr, err = fhirpath.Compile(sp.Expression); err != nil {
 		return nil, fmt.Errorf("search parameter %s: %w", sp.URL, err)
 	}
+	p.fold = p.Type == "token" && stringValued(sp.Expression, nil)
+	var base []string // the types of a composite's values, for its components'
+	if len(sp.Components) > 0 {
+		base, _ = valueTypes(sp.Expression, nil)
+	}
 	for i, c := range sp.Components {
 		def, ok := byURL[c.Definition]
 		if !ok {
@@ -217,7 +227,8 @@ func compileParam(sp spec.SearchParam, byURL map[string]spec.SearchParam) (*Para
 		if err != nil {
 			return nil, fmt.Errorf("search parameter %s: component %d: %w", sp.URL, i, err)
 		}
-		p.Components = append(p.Components, Component{Type: def.Type, Row: CompositeParam(sp.Code, i), Expression: c.Expression, expr: ce})
+		p.Components = append(p.Components, Component{Type: def.Type, Row: CompositeParam(sp.Code, i), Expression: c.Expression, expr: ce,
+			fold: def.Type == "token" && base != nil && stringValued(c.Expression, base)})
 	}
 	return p, nil
 }
@@ -225,8 +236,10 @@ func compileParam(sp spec.SearchParam, byURL map[string]spec.SearchParam) (*Para
 // indexFormat names the way Index lays out rows; changing it re-indexes
 // stored data. v2: composite components share rows (shareComponentRows)
 // and have no :text or :of-type rows. v3: a union parameter has no rows
-// of its own (union.go).
-const indexFormat = "index-format:v3"
+// of its own (union.go). v4: a string-valued token parameter's rows hold
+// its values lower-cased (token.go), and a Timing's range takes in its
+// repeat.boundsPeriod (date.go).
+const indexFormat = "index-format:v4"
 
 // shareComponentRows makes components of different composite parameters
 // that always yield the same rows write them once: two composites with the

@@ -154,31 +154,45 @@ func TestStringSemantics(t *testing.T) {
 	}
 }
 
-// TestTokenSemantics checks the four forms of R4 search.html#token.
+// TestTokenSemantics checks the four forms of R4 search.html#token, on the
+// rows of a code (case-sensitive) and on those of a string-valued
+// parameter, which the index writes lower-cased (fold) and which "is not
+// case sensitive".
 func TestTokenSemantics(t *testing.T) {
 	row := func(system, code string) map[Column]any { return map[Column]any{ColSystem: system, ColCode: code} }
+	str := func(value string) map[Column]any { return row("", foldCase(value)) }
 	for _, tc := range []struct {
 		search string
+		fold   bool
 		row    map[Column]any
 		want   bool
 	}{
-		{"abc", row("http://x", "abc"), true},
-		{"abc", row("", "abc"), true},
-		{"abc", row("", "ABC"), false},
-		{"http://x|abc", row("http://x", "abc"), true},
-		{"http://x|abc", row("http://y", "abc"), false},
-		{"|abc", row("", "abc"), true},
-		{"|abc", row("http://x", "abc"), false},
-		{"http://x|", row("http://x", "anything"), true},
-		{`a\|b`, row("", "a|b"), true},
-		{`urn:x\|y|c`, row("urn:x|y", "c"), true},
+		{"abc", false, row("http://x", "abc"), true},
+		{"abc", false, row("", "abc"), true},
+		{"abc", false, row("", "ABC"), false},
+		{"ABC", false, row("http://x", "abc"), false},
+		{"http://x|abc", false, row("http://x", "abc"), true},
+		{"http://x|abc", false, row("http://y", "abc"), false},
+		{"http://x|ABC", false, row("http://x", "abc"), false},
+		{"|abc", false, row("", "abc"), true},
+		{"|abc", false, row("http://x", "abc"), false},
+		{"http://x|", false, row("http://x", "anything"), true},
+		{`a\|b`, false, row("", "a|b"), true},
+		{`urn:x\|y|c`, false, row("urn:x|y", "c"), true},
+		{"abc", true, str("ABC"), true},
+		{"ABC", true, str("abc"), true},
+		{"Ab.C@X.org", true, str("ab.c@x.ORG"), true},
+		{"abd", true, str("ABC"), false},
+		{"|ABC", true, str("abc"), true},
+		{"http://x|abc", true, str("abc"), false},
+		{`A\|B`, true, str("a|b"), true},
 	} {
-		w, err := tokenWhere(tc.search)
+		w, err := tokenWhere(tc.search, tc.fold)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got := evalRow(w, tc.row); got != tc.want {
-			t.Errorf("code=%s on %v = %v, want %v", tc.search, tc.row, got, tc.want)
+			t.Errorf("code=%s (fold %v) on %v = %v, want %v", tc.search, tc.fold, tc.row, got, tc.want)
 		}
 	}
 }

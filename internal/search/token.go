@@ -2,8 +2,10 @@ package search
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 
+	"smartfhir/internal/fhir/spec"
 	"smartfhir/internal/fhirpath"
 )
 
@@ -20,6 +22,28 @@ import (
 //
 // Codes match exactly (case-sensitively): R4 leaves case-insensitive
 // matching to code systems that say so, and none of those we index does.
+// But "if the underlying data type is string then the search is not case
+// sensitive": a parameter whose values are all FHIR strings or
+// ContactPoints (whose value is a string), such as email, phone, telecom,
+// Medication's lot-number and the version of the definitional resources,
+// matches case-insensitively. Identifier.value is a string too, but an
+// identifier is a code of the system that issued it, and R4 searches it
+// as one: identifier, like _id, stays case-sensitive.
+//
+// Whether a parameter's values are strings is decided once, from the
+// types its expression's elements have in the R4 definitions
+// (stringValued, Param.fold), and the index and the query both follow
+// that decision: such a parameter's rows hold its values lower-cased and
+// its search values are lower-cased alike. A parameter's rows are thus
+// all folded or none, as its conditions are, and every form (code,
+// |code, system|code, :not) stays one equality on the code column that
+// the stores index; :missing looks at no value. Deciding row by row
+// instead would need a marker in each row and a second comparison in
+// every token condition, for a mix that no parameter has: no definition
+// of R4 or US Core 6.1.0 gives a token parameter both strings and codes
+// (TestNoTokenParamMixesStringsAndCodes). A parameter whose expression
+// the decision cannot follow (extension(), as, resolve()) stays
+// case-sensitive.
 
 // TextRow is the row name of a token parameter's text for :text.
 func TextRow(param string) string { return param + ":text" }
@@ -27,9 +51,15 @@ func TextRow(param string) string { return param + ":text" }
 // OfTypeRow is the row name of a token parameter's identifier types.
 func OfTypeRow(param string) string { return param + ":of-type" }
 
-func indexToken(ix *Index, param string, grp int, n fhirpath.Node) {
+// indexToken adds the rows of one value n of token parameter param; fold
+// says the parameter's values are strings, matched case-insensitively
+// (stringValued): its values are then only strings and ContactPoints.
+func indexToken(ix *Index, param string, fold bool, grp int, n fhirpath.Node) {
 	switch v := n.Value.(type) {
 	case string:
+		if fold {
+			v = foldCase(v)
+		}
 		ix.Tokens = append(ix.Tokens, TokenRow{Param: param, Group: grp, Code: v})
 	case bool:
 		code := "false"
@@ -57,6 +87,9 @@ func indexToken(ix *Index, param string, grp int, n fhirpath.Node) {
 			}
 		case "ContactPoint":
 			if value := str(v, "value"); value != "" {
+				if fold {
+					value = foldCase(value)
+				}
 				ix.Tokens = append(ix.Tokens, TokenRow{Param: param, Group: grp, Code: value})
 			}
 		case "Coding":
@@ -101,14 +134,20 @@ func codings(cc map[string]any) []map[string]any {
 
 // tokenWhere is the condition on a token row for one value: "code",
 // "system|code", "|code" (no system) or "system|" (R4 search.html#token).
-// A backslash escapes a "|" that is part of the system or code.
-func tokenWhere(value string) (Expr, error) {
+// A backslash escapes a "|" that is part of the system or code. fold
+// lower-cases the code, for a parameter whose rows hold strings folded so
+// (stringValued); the system is never folded: string rows have none.
+func tokenWhere(value string, fold bool) (Expr, error) {
+	codeOf := unescape
+	if fold {
+		codeOf = func(s string) string { return foldCase(unescape(s)) }
+	}
 	parts := splitEscaped(value, '|')
 	switch len(parts) {
 	case 1:
-		return Cmp{ColCode, Eq, unescape(parts[0])}, nil
+		return Cmp{ColCode, Eq, codeOf(parts[0])}, nil
 	case 2:
-		system, code := unescape(parts[0]), unescape(parts[1])
+		system, code := unescape(parts[0]), codeOf(parts[1])
 		switch {
 		case code == "":
 			return Cmp{ColSystem, Eq, system}, nil
@@ -122,13 +161,14 @@ func tokenWhere(value string) (Expr, error) {
 // tokenExpr builds the condition of one token parameter occurrence: the
 // OR of its values, with modifiers :not (no value matches, R4: including
 // resources without the element), :text (string match on the text) and
-// :of-type (identifier type system|code|value).
-func tokenExpr(param, mod string, values []string) (Expr, error) {
+// :of-type (identifier type system|code|value). fold is the parameter's
+// (stringValued).
+func tokenExpr(param, mod string, fold bool, values []string) (Expr, error) {
 	var or Or
 	for _, v := range values {
 		switch mod {
 		case "", "not":
-			w, err := tokenWhere(v)
+			w, err := tokenWhere(v, fold)
 			if err != nil {
 				return nil, err
 			}
@@ -155,9 +195,147 @@ func tokenExpr(param, mod string, values []string) (Expr, error) {
 }
 
 // tokenPart is a token value as a composite component.
-func tokenPart(row, value string) (Exists, error) {
-	w, err := tokenWhere(value)
+func tokenPart(row string, fold bool, value string) (Exists, error) {
+	w, err := tokenWhere(value, fold)
 	return Exists{TokenTable, row, w}, err
+}
+
+// foldCase is a string-valued token as its rows hold it and its search
+// values are compared: lower-cased. Case only: R4 asks token strings to
+// match case-insensitively, not accent-insensitively as string
+// parameters do.
+func foldCase(s string) string { return strings.ToLower(s) }
+
+// stringValued reports whether every value of a token parameter (or
+// composite component) whose expression is expr is a FHIR string or a
+// ContactPoint, so that it matches case-insensitively (R4
+// search.html#token). from is nil for a parameter, and for a component the
+// types of its composite's values (valueTypes of the composite's
+// expression).
+func stringValued(expr string, from []string) bool {
+	types, ok := valueTypes(expr, from)
+	if !ok || len(types) == 0 {
+		return false
+	}
+	for _, t := range types {
+		if t != "string" && t != "ContactPoint" {
+			return false
+		}
+	}
+	return true
+}
+
+// valueTypes returns the types the R4 definitions give the values of expr,
+// a FHIRPath expression evaluated on a resource (from nil: it starts with
+// the resource's type name) or on values of the types in from: a type
+// name, or for an element defined inline its path
+// ("Observation.component"), which is what its own elements are looked up
+// by. It follows what the expressions of string-valued token parameters
+// are made of, unions of paths with where() filters, which select values
+// but do not change their type; ok is false for any other expression
+// (as, ofType, extension(), resolve(), %resource …), whose types it does
+// not claim to know.
+func valueTypes(expr string, from []string) (types []string, ok bool) {
+	terms := unionTerms(expr)
+	if len(terms) == 0 {
+		return nil, false
+	}
+	for _, term := range terms {
+		path, ok := withoutWhere(term)
+		if !ok {
+			return nil, false
+		}
+		steps := strings.Split(path, ".")
+		for _, s := range steps {
+			if !isIdentifier(s) {
+				return nil, false
+			}
+		}
+		cur := from
+		if cur == nil {
+			if !spec.IsResourceType(steps[0]) {
+				return nil, false
+			}
+			cur, steps = steps[:1], steps[1:]
+		}
+		for _, s := range steps {
+			var next []string
+			for _, parent := range cur {
+				ts, ok := fhirpath.SpecTypes.ElementType(parent, s)
+				if !ok {
+					return nil, false
+				}
+				for _, t := range ts {
+					if t == "BackboneElement" || t == "Element" {
+						t = parent + "." + s
+					}
+					next = append(next, t)
+				}
+			}
+			cur = next
+		}
+		types = append(types, cur...)
+	}
+	slices.Sort(types)
+	return slices.Compact(types), true
+}
+
+// withoutWhere removes the where(…) calls of a path, quotes and nested
+// parentheses within them included; ok is false when one is not closed.
+func withoutWhere(term string) (string, bool) {
+	var b strings.Builder
+	for {
+		i := strings.Index(term, ".where(")
+		if i < 0 {
+			b.WriteString(term)
+			return b.String(), true
+		}
+		b.WriteString(term[:i])
+		depth, end := 0, -1
+		var quote byte
+	scan:
+		for j := i + len(".where"); j < len(term); j++ {
+			c := term[j]
+			switch {
+			case quote != 0:
+				if c == '\\' {
+					j++
+				} else if c == quote {
+					quote = 0
+				}
+			case c == '\'' || c == '`' || c == '"':
+				quote = c
+			case c == '(':
+				depth++
+			case c == ')':
+				if depth--; depth == 0 {
+					end = j
+					break scan
+				}
+			}
+		}
+		if end < 0 {
+			return "", false
+		}
+		term = term[end+1:]
+	}
+}
+
+// isIdentifier reports whether s is a plain FHIRPath identifier: an
+// element or type name.
+func isIdentifier(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // idExpr is _id: the resource's own id, one of the values.

@@ -34,7 +34,7 @@ func (r *Registry) findUnions() {
 	for _, params := range r.byType {
 		for _, p := range params {
 			if _, ok := terms[p]; !ok {
-				terms[p] = unionTerms(p)
+				terms[p] = unionTerms(p.Expression)
 			}
 		}
 	}
@@ -111,11 +111,10 @@ func sameComponents(a, b *Param) bool {
 	})
 }
 
-// unionTerms splits a parameter's expression at its top-level "|"
+// unionTerms splits a parameter's expression s at its top-level "|"
 // operators: not inside parentheses, brackets or a quoted string.
-func unionTerms(p *Param) []string {
+func unionTerms(s string) []string {
 	var out []string
-	s := p.Expression
 	depth, start := 0, 0
 	var quote byte
 	for i := 0; i < len(s); i++ {

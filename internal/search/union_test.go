@@ -22,7 +22,7 @@ func TestUnionTerms(t *testing.T) {
 		{`Patient.name.where(text='it\'s | x')`, []string{`Patient.name.where(text='it\'s | x')`}},
 		{"a | ", nil},
 	} {
-		if got := unionTerms(&Param{Expression: tc.expr}); !slices.Equal(got, tc.want) {
+		if got := unionTerms(tc.expr); !slices.Equal(got, tc.want) {
 			t.Errorf("unionTerms(%q) = %q, want %q", tc.expr, got, tc.want)
 		}
 	}
@@ -32,7 +32,7 @@ func TestUnionTerms(t *testing.T) {
 func membersOf(params map[string]*Param, u *Param) []string {
 	terms := map[*Param][]string{}
 	for _, p := range params {
-		terms[p] = unionTerms(p)
+		terms[p] = unionTerms(p.Expression)
 	}
 	return unionMembers(params, slices.Sorted(maps.Keys(params)), terms, u)
 }
