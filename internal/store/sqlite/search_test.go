@@ -36,6 +36,17 @@ func TestSearchConformance(t *testing.T) {
 	})
 }
 
+// TestReindexConformance runs the backend-neutral re-index checks on one
+// file, opened first without a registry and then with one.
+func TestReindexConformance(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rc.db")
+	storetest.RunReindex(t, func(reg *search.Registry) storetest.Reindexer {
+		db := openSearch(t, path, reg)
+		t.Cleanup(func() { db.Close() })
+		return db
+	})
+}
+
 // TestReindex writes resources without a registry, as a database from
 // before the search migration holds them, and checks that Reindex makes
 // them searchable, once.

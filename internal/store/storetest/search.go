@@ -48,6 +48,10 @@ func RunSearch(t *testing.T, open func(t *testing.T, reg *search.Registry) store
 		{"TxSearchSeesItsOwnWrites", testSearchInTx},
 		{"ManyCreatesInOneUnitOfWork", testManyCreates},
 		{"Compartment", testSearchCompartment},
+		{"SecurityAndSource", testSearchMeta},
+		{"TokenForms", testSearchTokenForms},
+		{"LastUpdatedPrefixes", testSearchLastUpdated},
+		{"TotalModes", testSearchTotalModes},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, reg, fresh(t)) })
 	}
