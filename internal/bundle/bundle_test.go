@@ -255,12 +255,12 @@ func TestReadBundle(t *testing.T) {
 		t.Errorf("entry[2] = %+v", e)
 	}
 	for body, want := range map[string]string{
-		`{"resourceType":"Bundle","type":3}`:                                             "Bundle.type is not a string",
-		`{"resourceType":"Bundle","entry":{}}`:                                           "Bundle.entry is not an array",
-		`{"resourceType":"Bundle","entry":[null,"x"]}`:                                   "Bundle.entry[1] is not an object",
-		`{"resourceType":"Bundle","entry":[{"request":[]}]}`:                             "Bundle.entry[0].request is not an object",
-		`{"resourceType":"Bundle","entry":[{},{"request":{"method":"GET","url":true}}]}`: "Bundle.entry[1].request.url is not a string",
-		`{"resourceType":"Bundle","entry":[{"fullUrl":{}}]}`:                             "Bundle.entry[0].fullUrl is not a string",
+		`{"resourceType":"Bundle","type":3}`:                                             "type is not a string",
+		`{"resourceType":"Bundle","entry":{}}`:                                           "entry is not an array",
+		`{"resourceType":"Bundle","entry":[null,"x"]}`:                                   "entry[1] is not an object",
+		`{"resourceType":"Bundle","entry":[{"request":[]}]}`:                             "entry[0].request is not an object",
+		`{"resourceType":"Bundle","entry":[{},{"request":{"method":"GET","url":true}}]}`: "entry[1].request.url is not a string",
+		`{"resourceType":"Bundle","entry":[{"fullUrl":{}}]}`:                             "entry[0].fullUrl is not a string",
 		`{"resourceType":"Bundle","type":"batch","type":"transaction"}`:                  `duplicate JSON member "type"`,
 		`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Patient"}}]`:     "not valid JSON",
 		"{\"resourceType\":\"Bundle\",\"entry\":[{\"resource\":{\"text\":\"\xff\"}}]}":   "not valid UTF-8",

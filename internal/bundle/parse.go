@@ -66,7 +66,7 @@ func readBundle(body []byte) (wireBundle, error) {
 	if wb.ResourceType, err = jsonString(obj.Get("resourceType"), "resourceType"); err != nil {
 		return wb, err
 	}
-	if wb.Type, err = jsonString(obj.Get("type"), "Bundle.type"); err != nil {
+	if wb.Type, err = jsonString(obj.Get("type"), "type"); err != nil {
 		return wb, err
 	}
 	entries := obj.Get("entry")
@@ -74,13 +74,13 @@ func readBundle(body []byte) (wireBundle, error) {
 		return wb, nil
 	}
 	if entries[0] != '[' {
-		return wb, fmt.Errorf("Bundle.entry is not an array")
+		return wb, fmt.Errorf("entry is not an array")
 	}
 	err = fhir.CompactElements(entries, func(i int, v []byte) error {
 		var we wireEntry
 		if v[0] != '{' {
 			if string(v) != "null" {
-				return fmt.Errorf("Bundle.entry[%d] is not an object", i)
+				return fmt.Errorf("entry[%d] is not an object", i)
 			}
 			wb.Entry = append(wb.Entry, we)
 			return nil
@@ -88,7 +88,7 @@ func readBundle(body []byte) (wireBundle, error) {
 		err := fhir.CompactMembers(v, func(name string, v []byte) (err error) {
 			switch name {
 			case "fullUrl":
-				we.FullURL, err = jsonString(v, fmt.Sprintf("Bundle.entry[%d].fullUrl", i))
+				we.FullURL, err = jsonString(v, fmt.Sprintf("entry[%d].fullUrl", i))
 			case "resource":
 				we.Resource = v
 			case "request":
@@ -107,7 +107,7 @@ func readRequest(v []byte, entry int) (*wireRequest, error) {
 		return nil, nil
 	}
 	if v[0] != '{' {
-		return nil, fmt.Errorf("Bundle.entry[%d].request is not an object", entry)
+		return nil, fmt.Errorf("entry[%d].request is not an object", entry)
 	}
 	r := &wireRequest{}
 	fields := map[string]*string{"method": &r.Method, "url": &r.URL, "ifNoneMatch": &r.IfNoneMatch,
@@ -118,7 +118,7 @@ func readRequest(v []byte, entry int) (*wireRequest, error) {
 			return nil
 		}
 		var err error
-		*f, err = jsonString(v, fmt.Sprintf("Bundle.entry[%d].request.%s", entry, name))
+		*f, err = jsonString(v, fmt.Sprintf("entry[%d].request.%s", entry, name))
 		return err
 	})
 	return r, err
