@@ -236,6 +236,10 @@ func missingExpr(p *Param, value string) (Expr, error) {
 		has = And{} // every resource has both
 	case p.Type == "composite":
 		return nil, unsupportedf(":missing is not supported on composite parameters")
+	case p.Type == "token":
+		// A CodeableConcept with only its text, or a Coding with only a
+		// display, has a value but no code row: its text rows count.
+		has = Or{Exists{Table: TokenTable, Param: p.Code}, Exists{Table: StringTable, Param: TextRow(p.Code)}}
 	default:
 		t, _ := tableOf(p.Type)
 		has = Exists{Table: t, Param: p.Code}
@@ -310,8 +314,12 @@ func (r *Registry) parseHas(typ, key, value string) (Expr, error) {
 	return Has{Type: src, Param: p.Code, Where: where}, nil
 }
 
-// parseSort reads _sort=key,-key (R4 search.html#sort).
+// parseSort reads _sort=key,-key (R4 search.html#sort). A value with a key
+// it cannot sort by is refused whole, and the caller reports _sort as
+// ignored: applying the keys before that one would sort the page in an
+// order its self link does not say.
 func (r *Registry) parseSort(q *Query, value string) error {
+	var keys []SortKey
 	for _, k := range strings.Split(value, ",") {
 		k = strings.TrimSpace(k)
 		if k == "" {
@@ -332,8 +340,9 @@ func (r *Registry) parseSort(q *Query, value string) error {
 			key.Table = t
 			key.Rows = r.unions[q.Type][p.Code]
 		}
-		q.Sort = append(q.Sort, key)
+		keys = append(keys, key)
 	}
+	q.Sort = append(q.Sort, keys...)
 	return nil
 }
 

@@ -219,6 +219,12 @@ func TestParseReportsUnknownAndStrict(t *testing.T) {
 	if e, ok := q.Where[0].(Exists); !ok || e.Where.(Cmp).Value != "male,female" {
 		t.Errorf(`an escaped comma split the value: %#v`, q.Where[0])
 	}
+	// A _sort with a key it cannot sort by is reported and ignored whole,
+	// not applied up to that key.
+	q, issues, err = r.Parse("Patient", url.Values{"_sort": {"birthdate,nonsense"}}, false)
+	if err != nil || len(q.Sort) != 0 || len(issues) != 1 {
+		t.Errorf("_sort=birthdate,nonsense: sort %v, issues %v, %v; want none, one issue", q.Sort, issues, err)
+	}
 }
 
 func TestIndexNeedsItsOwnType(t *testing.T) {

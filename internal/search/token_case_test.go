@@ -188,3 +188,33 @@ func TestValueTypes(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenMissingCountsText: a CodeableConcept with only its text, or a
+// Coding with only a display, has a value (R4 search.html#missing), though
+// no code row.
+func TestTokenMissingCountsText(t *testing.T) {
+	r := testRegistry(t)
+	for _, tc := range []struct {
+		body, query string
+		want        bool
+	}{
+		{`{"resourceType":"Observation","id":"o","status":"final","code":{"text":"Weight"}}`, "code:missing=true", false},
+		{`{"resourceType":"Observation","id":"o","status":"final","code":{"text":"Weight"}}`, "code:missing=false", true},
+		{`{"resourceType":"Observation","id":"o","status":"final","code":{"coding":[{"display":"Weight"}]}}`, "code:missing=true", false},
+		{`{"resourceType":"Observation","id":"o","status":"final","code":{"coding":[{"code":"w"}]}}`, "category:missing=true", true},
+		{`{"resourceType":"Observation","id":"o","status":"final","code":{"coding":[{"code":"w"}]}}`, "code:missing=false", true},
+	} {
+		ix, err := r.Index("Observation", []byte(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		params, _ := url.ParseQuery(tc.query)
+		q, _, err := r.Parse("Observation", params, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := Match(ix, "o", 0, q.Where); err != nil || got != tc.want {
+			t.Errorf("%s on %s = %v, %v; want %v", tc.query, tc.body, got, err, tc.want)
+		}
+	}
+}
