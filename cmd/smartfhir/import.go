@@ -119,6 +119,9 @@ func printSummary(w io.Writer, s *importer.Summary) {
 	for _, p := range s.Problems {
 		fmt.Fprintln(w, "error:", p)
 	}
+	if s.Retried > 0 {
+		fmt.Fprintf(w, "%d file(s) tried again after the others: their conditional references had matched no resource\n", s.Retried)
+	}
 	fmt.Fprintf(w, "%d files: %d resources loaded (%d created, %d updated, %d already present, %d deleted), %d failed, %d errors, in %s (%.0f resources/s)\n",
 		s.Files, s.Loaded(), s.Created, s.Updated, s.Unchanged, s.Deleted, s.Failed, len(s.Problems),
 		s.Elapsed.Round(10_000_000), s.Rate())

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -276,6 +277,38 @@ func TestImportSyntheaConditionalReferences(t *testing.T) {
 }
 
 func slicesClone(s []string) []string { return append([]string(nil), s...) }
+
+// TestImportSharedUnderOtherNames: Synthea's shared Bundles under names
+// the import does not know load in whatever order the files come, and a
+// patient's transaction whose conditional references they resolve loads
+// all the same (tried again after them if it came first).
+func TestImportSharedUnderOtherNames(t *testing.T) {
+	src := filepath.Join(testenv.SharedData(t), "synthea-120")
+	shared, _ := filepath.Glob(filepath.Join(src, "0-*.json.bz2"))
+	if len(shared) != 2 {
+		t.Fatalf("want Synthea's 2 shared files in %s, found %v", src, shared)
+	}
+	dir := t.TempDir()
+	total := 0
+	for i, f := range append(shared, filepath.Join(src, "8a4c9c04-1524-9f1c-d65b-9b17e4520fef.json.bz2")) {
+		total += len(readBundle(t, f).Entry)
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("export-%d.json.bz2", i)), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := startServer(t)
+	out, err := importInto(t, s, nil, dir)
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	if want := fmt.Sprintf("3 files: %d resources loaded (%d created, 0 updated, 0 already present, 0 deleted), 0 failed, 0 errors", total, total); !strings.Contains(out, want) {
+		t.Errorf("summary:\n%s\nwant %q", out, want)
+	}
+}
 
 // TestImportLeavesIndexesCurrent: an import records the parameter set its
 // index rows were built with, so the next start does not re-index

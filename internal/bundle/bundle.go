@@ -129,10 +129,18 @@ type Outcome struct {
 type EntryError struct {
 	Index int
 	err   error
+	// cause is the entry's own error when err restates it with the entry
+	// named (entryError): it stays in the chain for errors.As, behind err.
+	cause error
 }
 
 func (e *EntryError) Error() string { return e.err.Error() }
-func (e *EntryError) Unwrap() error { return e.err }
+func (e *EntryError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.err}
+	}
+	return []error{e.err, e.cause}
+}
 
 // conflictRetries is how often a unit of work that lost a version race
 // (and named no If-Match) is tried again.
@@ -335,7 +343,7 @@ func entryError(i int, err error) error {
 	for k := range issues {
 		issues[k].Diagnostics = prefix + issues[k].Diagnostics
 	}
-	return &EntryError{Index: i, err: &fhir.Error{Code: code, Message: prefix + err.Error(), Issues: issues}}
+	return &EntryError{Index: i, err: &fhir.Error{Code: code, Message: prefix + err.Error(), Issues: issues}, cause: err}
 }
 
 // processingOrder is http.html §3.1.0.11.2: DELETE, then POST, then PUT and

@@ -88,6 +88,11 @@ func TestConditionalReferences(t *testing.T) {
 				if !fhir.IsCode(err, tt.wantCode) || !strings.Contains(err.Error(), "Bundle.entry[0]") {
 					t.Fatalf("err = %v, want %s naming Bundle.entry[0]", err, tt.wantCode)
 				}
+				// Only a reference that matched nothing may resolve later
+				// (the importer tries such transactions again).
+				if _, noMatch := errors.AsType[*NoMatchError](err); noMatch != strings.HasPrefix(tt.name, "no match") {
+					t.Errorf("err = %v: NoMatchError %v", err, noMatch)
+				}
 				return
 			}
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -110,6 +111,24 @@ func urnTarget(targets map[string]string, ref string) (string, error) {
 	return t, nil
 }
 
+// NoMatchError is a conditional reference that matched no resource: the
+// entry fails with 412 (http.html §3.1.0.11.2). A transaction that failed
+// with it wrote nothing and may succeed once the resource it looks for is
+// stored, which is what the importer tries for files whose shared
+// resources it cannot tell by name.
+type NoMatchError struct {
+	Ref string // the reference, e.g. Practitioner?identifier=…
+}
+
+func (e *NoMatchError) Error() string {
+	return fmt.Sprintf("the conditional reference %q matches no resource", e.Ref)
+}
+
+// Unwrap makes it a PreconditionFailed fhir.Error.
+func (e *NoMatchError) Unwrap() error {
+	return &fhir.Error{Code: fhir.PreconditionFailed, Message: e.Error()}
+}
+
 // resolveConditional answers a conditional reference (http.html
 // §3.1.0.11.2, "Conditional References"): the search must match exactly
 // one resource, otherwise the entry fails.
@@ -126,7 +145,7 @@ func (u *unit) resolveConditional(ctx context.Context, ref, typ, query string) (
 	}
 	switch len(ids) {
 	case 0:
-		return "", fhir.Errorf(fhir.PreconditionFailed, "the conditional reference %q matches no resource", ref)
+		return "", &NoMatchError{Ref: ref}
 	case 1:
 	default:
 		return "", fhir.Errorf(fhir.PreconditionFailed, "the conditional reference %q matches more than one resource", ref)

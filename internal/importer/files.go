@@ -89,7 +89,10 @@ func isShared(path string) bool {
 
 // Find expands paths — files, or folders searched recursively — into the
 // files to load, in loading order: shared Bundles first, by path, then the
-// rest largest first (ties by path). Several files load at once, so a
+// rest largest first (ties by path). Shared Bundles are known by Synthea's
+// names; a transaction that comes before the resources it refers to
+// conditionally, under any names, is tried again once the other files
+// have loaded (Load). Several files load at once, so a
 // large file met last would load alone while the other workers idle;
 // largest first leaves the small ones to fill in at the end. A file named
 // explicitly must exist and have a known extension (.json, .ndjson,

@@ -95,6 +95,10 @@ type Summary struct {
 	// ReadTime is the time spent reading and decompressing files,
 	// LoadTime the time spent in units of work, both summed over workers.
 	ReadTime, LoadTime time.Duration
+	// Retried is how many files were loaded again once the others had
+	// loaded: transactions whose conditional references had matched
+	// nothing (see Load).
+	Retried int
 }
 
 // Loaded is how many resources were written or found present.
@@ -122,6 +126,18 @@ type loader struct {
 	// prepared: cfg.Workers of them. A file gives its token back once its
 	// Bundle is prepared, while it waits for the store.
 	slots chan struct{}
+
+	// deferred holds the files to load again once the others have (under
+	// mu): their transactions failed on a conditional reference that
+	// matched nothing. Each keeps its last result, which counts if no
+	// later attempt does better.
+	deferred []deferredFile
+}
+
+type deferredFile struct {
+	f          File
+	r          *result
+	read, load time.Duration
 }
 
 // acquire waits for a slot to read and prepare a file; release gives it
@@ -138,8 +154,10 @@ func (l *loader) acquire(ctx context.Context) (release func(), ok bool) {
 
 // Load loads files in order: the shared ones one after the other, then the
 // rest inFlight(cfg.Workers) at a time, cfg.Workers of them being read and
-// prepared at any moment. A problem with one file or entry is reported
-// in the Summary and the rest goes on; the error is only the context's.
+// prepared at any moment, and last, again, the transactions that failed
+// because a conditional reference matched nothing (retryDeferred). A
+// problem with one file or entry is reported in the Summary and the rest
+// goes on; the error is only the context's.
 func Load(ctx context.Context, cfg Config, files []File) (*Summary, error) {
 	if cfg.Workers < 1 {
 		cfg.Workers = 1
@@ -185,9 +203,37 @@ feed:
 	}
 	close(jobs)
 	wg.Wait()
+	l.retryDeferred(ctx)
 	stop()
 	l.sum.Elapsed = time.Since(l.start)
 	return &l.sum, ctx.Err()
+}
+
+// retryDeferred loads again, one after the other, the files whose
+// transactions failed because a conditional reference matched nothing:
+// the resources they look for may have come in a file loaded since, such
+// as shared resources in a batch Bundle the import could not tell by its
+// name (Find). It goes round while a round loads at least one of them, so
+// that a chain of such files resolves; the files still failing then count
+// with their last result.
+func (l *loader) retryDeferred(ctx context.Context) {
+	retried := map[string]bool{}
+	for ctx.Err() == nil && len(l.deferred) > 0 {
+		pending := l.deferred
+		l.deferred = nil
+		for _, d := range pending {
+			retried[d.f.Path] = true
+			l.loadFile(ctx, d.f)
+		}
+		if len(l.deferred) == len(pending) {
+			break // none of them loaded: nothing new will resolve
+		}
+	}
+	for _, d := range l.deferred {
+		l.finish(d.r, d.read, d.load)
+	}
+	l.deferred = nil
+	l.sum.Retried = len(retried)
 }
 
 // inFlight is how many files load at once for workers reading and
@@ -249,6 +295,9 @@ func (l *loader) printProgress() {
 type result struct {
 	created, updated, unchanged, deleted, failed int
 	problems                                     []Problem
+	// noMatch says the file's transaction failed, writing nothing,
+	// because a conditional reference matched no resource.
+	noMatch bool
 }
 
 func (l *loader) add(r *result, fileFailed bool, read, load time.Duration) {
@@ -270,33 +319,49 @@ func (l *loader) add(r *result, fileFailed bool, read, load time.Duration) {
 	}
 }
 
+// loadFile loads one file and counts what it did, or sets it aside for
+// retryDeferred.
 func (l *loader) loadFile(ctx context.Context, f File) {
-	defer l.filesDone.Add(1)
+	r, read, load := l.readAndLoad(ctx, f)
+	if r != nil && r.noMatch {
+		l.mu.Lock()
+		l.deferred = append(l.deferred, deferredFile{f, r, read, load})
+		l.mu.Unlock()
+		return
+	}
+	l.finish(r, read, load)
+}
+
+// finish counts a file as done with result r (nil when the import was
+// interrupted before the file was read).
+func (l *loader) finish(r *result, read, load time.Duration) {
+	l.filesDone.Add(1)
 	l.mu.Lock()
 	l.sum.Files++
 	l.mu.Unlock()
-	var r *result
-	var read, load time.Duration
-	if f.Format == NDJSON {
-		r, read, load = l.loadNDJSON(ctx, f)
-	} else {
-		release, ok := l.acquire(ctx)
-		if !ok {
-			return
-		}
-		defer release()
-		t0 := time.Now()
-		body, err := f.readAll()
-		read = time.Since(t0)
-		if err != nil {
-			r = &result{failed: 0, problems: []Problem{{File: f.Path, Entry: -1, Message: err.Error()}}}
-		} else {
-			t0 = time.Now()
-			r = l.loadJSON(ctx, f.Path, body, release)
-			load = time.Since(t0)
-		}
+	if r != nil {
+		l.add(r, len(r.problems) > 0, read, load)
 	}
-	l.add(r, len(r.problems) > 0, read, load)
+}
+
+func (l *loader) readAndLoad(ctx context.Context, f File) (r *result, read, load time.Duration) {
+	if f.Format == NDJSON {
+		return l.loadNDJSON(ctx, f)
+	}
+	release, ok := l.acquire(ctx)
+	if !ok {
+		return nil, 0, 0
+	}
+	defer release()
+	t0 := time.Now()
+	body, err := f.readAll()
+	read = time.Since(t0)
+	if err != nil {
+		return &result{problems: []Problem{{File: f.Path, Entry: -1, Message: err.Error()}}}, read, 0
+	}
+	t0 = time.Now()
+	r = l.loadJSON(ctx, f.Path, body, release)
+	return r, read, time.Since(t0)
 }
 
 // loadJSON loads one JSON file: a batch or transaction Bundle as POST
@@ -528,6 +593,8 @@ func (l *loader) runBundle(ctx context.Context, path string, body []byte, skipIn
 		}
 		r.failed = len(out.Methods)
 		r.problems = append(r.problems, where(entry).problem(path, message(err), paths(err), false))
+		_, r.noMatch = errors.AsType[*bundle.NoMatchError](err)
+		r.noMatch = r.noMatch && items == nil
 		return r
 	}
 	for i, res := range out.Results {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -281,5 +282,76 @@ func TestSniffBundle(t *testing.T) {
 		if ok != c.ok || (ok && typ != c.typ) {
 			t.Errorf("sniffBundle(%s) = %q, %v; want %q, %v", c.body, typ, ok, c.typ, c.ok)
 		}
+	}
+}
+
+// dependentRunner plays a store in which some transactions refer
+// conditionally to resources that other files create: a Bundle naming a
+// dependency in `needs` fails with a conditional reference that matches
+// nothing until a Bundle providing it in `provides` has run. A Bundle
+// that names one in `after` waits (up to a second) until that Bundle has
+// been tried, which fixes the order of the first attempts.
+type dependentRunner struct {
+	mu       sync.Mutex
+	stored   map[string]bool
+	attempts map[string]int
+}
+
+func (d *dependentRunner) Run(ctx context.Context, body []byte, opts bundle.Options) (*bundle.Outcome, error) {
+	var b struct{ ID, Needs, Provides, After string }
+	if err := json.Unmarshal(body, &b); err != nil {
+		return &bundle.Outcome{}, err
+	}
+	opts.Prepared()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := 0; b.After != "" && d.attempts[b.After] == 0 && i < 100; i++ {
+		d.mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+		d.mu.Lock()
+	}
+	d.attempts[b.ID]++
+	out := &bundle.Outcome{Kind: "transaction", Results: []*bundle.Result{{Status: 201}}, Errs: []error{nil}, Methods: []string{"POST"}}
+	if b.Needs != "" && !d.stored[b.Needs] {
+		return out, &bundle.NoMatchError{Ref: "Practitioner?identifier=" + b.Needs}
+	}
+	if b.Provides != "" {
+		d.stored[b.Provides] = true
+	}
+	return out, nil
+}
+
+// TestRetriesUnresolvedConditionalReferences: files whose transactions
+// refer conditionally to resources in files loaded after them are loaded
+// again once those have, chains included; a file whose reference no file
+// provides fails once, with its error.
+func TestRetriesUnresolvedConditionalReferences(t *testing.T) {
+	dir := t.TempDir()
+	var files []File
+	for _, f := range []struct{ id, needs, provides, after string }{
+		// Each is first tried before the file that provides what it needs.
+		{"patient", "npi-1", "", ""},
+		{"practitioners", "org-1", "npi-1", "patient"},
+		{"organizations", "", "org-1", "practitioners"},
+		{"orphan", "npi-unknown", "", ""},
+	} {
+		p := filepath.Join(dir, f.id+".json")
+		os.WriteFile(p, fmt.Appendf(nil, `{"resourceType":"Bundle","type":"transaction","id":%q,"needs":%q,"provides":%q,"after":%q,"entry":[]}`,
+			f.id, f.needs, f.provides, f.after), 0o600)
+		files = append(files, File{Path: p})
+	}
+	d := &dependentRunner{stored: map[string]bool{}, attempts: map[string]int{}}
+	sum, err := Load(context.Background(), Config{Bundles: d, Workers: 1}, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Files != 4 || sum.Created != 3 || sum.Failed != 1 || sum.Retried != 3 {
+		t.Errorf("files %d, created %d, failed %d, retried %d; want 4, 3, 1, 3", sum.Files, sum.Created, sum.Failed, sum.Retried)
+	}
+	if len(sum.Problems) != 1 || !strings.Contains(sum.Problems[0].String(), "orphan.json") || !strings.Contains(sum.Problems[0].String(), "npi-unknown") {
+		t.Errorf("problems %v, want the orphan's unresolved reference only", sum.Problems)
+	}
+	if d.attempts["organizations"] != 1 || d.attempts["practitioners"] != 2 || d.attempts["patient"] < 2 || d.attempts["orphan"] > 4 {
+		t.Errorf("attempts %v", d.attempts)
 	}
 }
