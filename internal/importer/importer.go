@@ -95,7 +95,7 @@ type Summary struct {
 	// ReadTime is the time spent reading and decompressing files,
 	// LoadTime the time spent in units of work, both summed over workers.
 	ReadTime, LoadTime time.Duration
-	// Retried is how many files were loaded again once the others had
+	// Retried is how many files were tried again once the others had
 	// loaded: transactions whose conditional references had matched
 	// nothing (see Load).
 	Retried int
@@ -209,7 +209,7 @@ feed:
 	return &l.sum, ctx.Err()
 }
 
-// retryDeferred loads again, one after the other, the files whose
+// retryDeferred tries again, one after the other, the files whose
 // transactions failed because a conditional reference matched nothing:
 // the resources they look for may have come in a file loaded since, such
 // as shared resources in a batch Bundle the import could not tell by its
