@@ -213,10 +213,10 @@ func compileParam(sp spec.SearchParam, byURL map[string]spec.SearchParam) (*Para
 	if p.expr, err = fhirpath.Compile(sp.Expression); err != nil {
 		return nil, fmt.Errorf("search parameter %s: %w", sp.URL, err)
 	}
-	p.fold = p.Type == "token" && stringValued(sp.Expression, nil)
+	p.fold = p.Type == "token" && stringValued(p.expr, nil)
 	var base []string // the types of a composite's values, for its components'
 	if len(sp.Components) > 0 {
-		base, _ = valueTypes(sp.Expression, nil)
+		base, _ = p.expr.ValueTypes(nil, fhirpath.SpecTypes)
 	}
 	for i, c := range sp.Components {
 		def, ok := byURL[c.Definition]
@@ -228,7 +228,7 @@ func compileParam(sp spec.SearchParam, byURL map[string]spec.SearchParam) (*Para
 			return nil, fmt.Errorf("search parameter %s: component %d: %w", sp.URL, i, err)
 		}
 		p.Components = append(p.Components, Component{Type: def.Type, Row: CompositeParam(sp.Code, i), Expression: c.Expression, expr: ce,
-			fold: def.Type == "token" && base != nil && stringValued(c.Expression, base)})
+			fold: def.Type == "token" && base != nil && stringValued(ce, base)})
 	}
 	return p, nil
 }

@@ -2,10 +2,8 @@ package search
 
 import (
 	"encoding/json"
-	"slices"
 	"strings"
 
-	"smartfhir/internal/fhir/spec"
 	"smartfhir/internal/fhirpath"
 )
 
@@ -207,131 +205,19 @@ func tokenPart(row string, fold bool, value string) (Exists, error) {
 func foldCase(s string) string { return strings.ToLower(s) }
 
 // stringValued reports whether every value of a token parameter (or
-// composite component) whose expression is expr is a FHIR string or a
+// composite component) whose expression is e is a FHIR string or a
 // ContactPoint, so that it matches case-insensitively (R4
 // search.html#token). from is nil for a parameter, and for a component the
-// types of its composite's values (valueTypes of the composite's
-// expression).
-func stringValued(expr string, from []string) bool {
-	types, ok := valueTypes(expr, from)
+// types of its composite's values. Types come from the R4 definitions
+// (fhirpath.Expr.ValueTypes); an expression whose types they do not give
+// (as, extension(), resolve() …) stays case-sensitive.
+func stringValued(e *fhirpath.Expr, from []string) bool {
+	types, ok := e.ValueTypes(from, fhirpath.SpecTypes)
 	if !ok || len(types) == 0 {
 		return false
 	}
 	for _, t := range types {
 		if t != "string" && t != "ContactPoint" {
-			return false
-		}
-	}
-	return true
-}
-
-// valueTypes returns the types the R4 definitions give the values of expr,
-// a FHIRPath expression evaluated on a resource (from nil: it starts with
-// the resource's type name) or on values of the types in from: a type
-// name, or for an element defined inline its path
-// ("Observation.component"), which is what its own elements are looked up
-// by. It follows what the expressions of string-valued token parameters
-// are made of, unions of paths with where() filters, which select values
-// but do not change their type; ok is false for any other expression
-// (as, ofType, extension(), resolve(), %resource …), whose types it does
-// not claim to know.
-func valueTypes(expr string, from []string) (types []string, ok bool) {
-	terms := unionTerms(expr)
-	if len(terms) == 0 {
-		return nil, false
-	}
-	for _, term := range terms {
-		path, ok := withoutWhere(term)
-		if !ok {
-			return nil, false
-		}
-		steps := strings.Split(path, ".")
-		for _, s := range steps {
-			if !isIdentifier(s) {
-				return nil, false
-			}
-		}
-		cur := from
-		if cur == nil {
-			if !spec.IsResourceType(steps[0]) {
-				return nil, false
-			}
-			cur, steps = steps[:1], steps[1:]
-		}
-		for _, s := range steps {
-			var next []string
-			for _, parent := range cur {
-				ts, ok := fhirpath.SpecTypes.ElementType(parent, s)
-				if !ok {
-					return nil, false
-				}
-				for _, t := range ts {
-					if t == "BackboneElement" || t == "Element" {
-						t = parent + "." + s
-					}
-					next = append(next, t)
-				}
-			}
-			cur = next
-		}
-		types = append(types, cur...)
-	}
-	slices.Sort(types)
-	return slices.Compact(types), true
-}
-
-// withoutWhere removes the where(…) calls of a path, quotes and nested
-// parentheses within them included; ok is false when one is not closed.
-func withoutWhere(term string) (string, bool) {
-	var b strings.Builder
-	for {
-		i := strings.Index(term, ".where(")
-		if i < 0 {
-			b.WriteString(term)
-			return b.String(), true
-		}
-		b.WriteString(term[:i])
-		depth, end := 0, -1
-		var quote byte
-	scan:
-		for j := i + len(".where"); j < len(term); j++ {
-			c := term[j]
-			switch {
-			case quote != 0:
-				if c == '\\' {
-					j++
-				} else if c == quote {
-					quote = 0
-				}
-			case c == '\'' || c == '`' || c == '"':
-				quote = c
-			case c == '(':
-				depth++
-			case c == ')':
-				if depth--; depth == 0 {
-					end = j
-					break scan
-				}
-			}
-		}
-		if end < 0 {
-			return "", false
-		}
-		term = term[end+1:]
-	}
-}
-
-// isIdentifier reports whether s is a plain FHIRPath identifier: an
-// element or type name.
-func isIdentifier(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i, c := range s {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_':
-		case c >= '0' && c <= '9' && i > 0:
-		default:
 			return false
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"net/url"
 	"slices"
 	"testing"
+
+	"smartfhir/internal/fhirpath"
 )
 
 // TestTokenCase checks, from a resource's index rows to a parsed query,
@@ -130,62 +132,31 @@ func TestStringValuedTokenParams(t *testing.T) {
 func TestNoTokenParamMixesStringsAndCodes(t *testing.T) {
 	r := testRegistry(t)
 	isString := func(typ string) bool { return typ == "string" || typ == "ContactPoint" }
-	check := func(what, expr string, from []string) {
-		types, ok := valueTypes(expr, from)
+	check := func(what string, e *fhirpath.Expr, from []string) {
+		types, ok := e.ValueTypes(from, fhirpath.SpecTypes)
 		if ok && slices.ContainsFunc(types, isString) && slices.ContainsFunc(types, func(typ string) bool { return !isString(typ) }) {
-			t.Errorf("%s (%s) has values of types %v", what, expr, types)
+			t.Errorf("%s (%s) has values of types %v", what, e, types)
 		}
 	}
 	folded := 0
 	for typ, params := range r.byType {
 		for code, p := range params {
 			if p.Type == "token" {
-				check(typ+"."+code, p.Expression, nil)
+				check(typ+"."+code, p.expr, nil)
 			}
 			if p.fold {
 				folded++
 			}
-			base, ok := valueTypes(p.Expression, nil)
+			base, ok := p.expr.ValueTypes(nil, fhirpath.SpecTypes)
 			for _, c := range p.Components {
 				if c.Type == "token" && ok {
-					check(typ+"."+c.Row, c.Expression, base)
+					check(typ+"."+c.Row, c.expr, base)
 				}
 			}
 		}
 	}
 	if folded == 0 {
 		t.Error("no token parameter folds case")
-	}
-}
-
-// TestValueTypes checks the types valueTypes reads from the definitions,
-// and that it claims none for expressions it does not follow.
-func TestValueTypes(t *testing.T) {
-	for _, tc := range []struct {
-		expr string
-		from []string
-		want []string // nil: not followed
-	}{
-		{"Medication.batch.lotNumber", nil, []string{"string"}},
-		{"Patient.telecom.where(system='email') | Person.telecom.where(system='email')", nil, []string{"ContactPoint"}},
-		{"Patient.telecom.where(system = 'a)b' and (use = 'home')).value", nil, []string{"string"}},
-		{"Patient.identifier.value", nil, []string{"string"}},
-		{"Observation.component.code", nil, []string{"CodeableConcept"}},
-		{"Observation | Observation.component", nil, []string{"Observation", "Observation.component"}},
-		{"code", []string{"Observation", "Observation.component"}, []string{"CodeableConcept"}},
-		{"StructureDefinition.snapshot.element.base.path", nil, []string{"string"}},
-		{"(Observation.value as CodeableConcept)", nil, nil},
-		{"Observation.value.as(string)", nil, nil},
-		{"Device.extension('http://x')", nil, nil},
-		{"Patient.telecom.where(system='email'", nil, nil},
-		{"Nope.telecom", nil, nil},
-		{"Patient.nope", nil, nil},
-		{"%resource.id", nil, nil},
-	} {
-		got, ok := valueTypes(tc.expr, tc.from)
-		if ok != (tc.want != nil) || !slices.Equal(got, tc.want) {
-			t.Errorf("valueTypes(%q, %q) = %q, %v, want %q", tc.expr, tc.from, got, ok, tc.want)
-		}
 	}
 }
 
