@@ -127,19 +127,13 @@ func readRequest(v []byte, entry int) (*wireRequest, error) {
 // jsonString is the string a compact JSON value holds: "" for none or
 // null, an error naming the element for anything but a string.
 func jsonString(v []byte, element string) (string, error) {
-	switch {
-	case v == nil || string(v) == "null":
+	if v == nil || string(v) == "null" {
 		return "", nil
-	case v[0] != '"':
-		return "", fmt.Errorf("%s is not a string", element)
-	case bytes.IndexByte(v, '\\') < 0:
-		return string(v[1 : len(v)-1]), nil
 	}
-	var s string
-	if err := json.Unmarshal(v, &s); err != nil {
-		return "", fmt.Errorf("%s: %w", element, err)
+	if s, ok := fhir.String(v); ok {
+		return s, nil
 	}
-	return s, nil
+	return "", fmt.Errorf("%s is not a string", element)
 }
 
 func invalid(format string, args ...any) error { return fhir.Errorf(fhir.Invalid, format, args...) }

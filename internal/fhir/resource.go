@@ -3,6 +3,7 @@ package fhir
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -267,9 +268,15 @@ func (o Object) MarshalJSON() ([]byte, error) {
 }
 
 // String unquotes a JSON string value; ok is false when v is not a string.
+// v is a value of a checked body, as ParseObject's members and
+// CompactMembers' values of such a body are: one without escapes is its
+// own text.
 func String(v json.RawMessage) (s string, ok bool) {
-	if len(v) == 0 || v[0] != '"' {
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
 		return "", false
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1]), true
 	}
 	return s, json.Unmarshal(v, &s) == nil
 }
@@ -289,87 +296,48 @@ func ReadHeader(raw []byte) (Header, error) {
 	return obj.header()
 }
 
-// ScanHeader returns the resourceType and id of a resource body that is
-// known to be well-formed JSON, as a Bundle entry's resource is once the
-// Bundle has been parsed. Where ReadHeader checks and compacts
-// the whole body, it reads the top-level member names up to the id, and
-// skips the values it passes. What it leaves unchecked (valid UTF-8,
-// unique member names after the id) is checked when the body is prepared
-// for storage (Prepare). A body it cannot read that way (not an object,
-// escapes in resourceType or id, a value of the wrong kind, a repeated
-// resourceType) gets ReadHeader's answer, errors included.
+// ScanHeader returns the resourceType and id of a resource body in compact
+// form, as a Bundle's resources are once the Bundle has been read and
+// checked. Where ReadHeader checks and compacts the whole body, it reads
+// the top-level members (CompactMembers) up to the id. What it leaves
+// unchecked (unique member names after the id) is checked when the body
+// is prepared for storage (Prepare). A body it cannot read that way (not
+// compact, a value of the wrong kind, a repeated resourceType) gets
+// ReadHeader's answer, errors included.
 func ScanHeader(raw []byte) (Header, error) {
-	if h, ok := scanHeader(raw); ok {
+	var h Header
+	var haveType, haveID bool
+	err := CompactMembers(raw, func(name string, v []byte) error {
+		dst, have := &h.ResourceType, &haveType
+		switch name {
+		case "resourceType":
+		case "id":
+			dst, have = &h.ID, &haveID
+		default:
+			return nil
+		}
+		s, ok := String(v)
+		if !ok || *have {
+			return errReadHeader
+		}
+		*dst, *have = s, true
+		if haveType && haveID {
+			return errHeaderRead
+		}
+		return nil
+	})
+	if (err == nil || err == errHeaderRead) && haveType {
 		return h, nil
 	}
 	return ReadHeader(raw)
 }
 
-func scanHeader(b []byte) (h Header, ok bool) {
-	ws := func(i int) int {
-		for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-			i++
-		}
-		return i
-	}
-	plain := func(i, end int) ([]byte, bool) { // the string b[i:end] unquoted, if it has no escapes
-		if end-i < 2 || b[end-1] != '"' {
-			return nil, false
-		}
-		s := b[i+1 : end-1]
-		return s, bytes.IndexByte(s, '\\') < 0
-	}
-	i := ws(0)
-	if i >= len(b) || b[i] != '{' {
-		return h, false
-	}
-	var haveType, haveID bool
-	for i = ws(i + 1); i < len(b) && b[i] == '"'; i = ws(i) {
-		kend := stringEnd(b, i)
-		name, nameOK := plain(i, kend)
-		if !nameOK {
-			return h, false // an escaped name may spell resourceType or id
-		}
-		i = ws(kend)
-		if i >= len(b) || b[i] != ':' {
-			return h, false
-		}
-		i = ws(i + 1)
-		if i >= len(b) {
-			return h, false
-		}
-		var end int
-		if b[i] == '"' {
-			end = stringEnd(b, i)
-		} else {
-			end = valueEnd(b, i)
-		}
-		switch string(name) {
-		case "resourceType", "id":
-			var s []byte
-			sOK := b[i] == '"'
-			if sOK {
-				s, sOK = plain(i, end)
-			}
-			isID := string(name) == "id"
-			if !sOK || (isID && haveID) || (!isID && haveType) {
-				return h, false
-			}
-			if isID {
-				h.ID, haveID = string(s), true
-			} else {
-				h.ResourceType, haveType = string(s), true
-			}
-		}
-		if haveType && haveID {
-			return h, true
-		}
-		if i = ws(end); i < len(b) && b[i] == ',' {
-			i++
-		}
-	}
-	return h, haveType
-}
+// ScanHeader's ways out of CompactMembers: the header is read, or it is
+// for ReadHeader to read.
+var (
+	errHeaderRead = errors.New("header read")
+	errReadHeader = errors.New("for ReadHeader")
+)
 
 func (o Object) header() (Header, error) {
 	var h Header
