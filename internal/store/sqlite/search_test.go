@@ -36,63 +36,15 @@ func TestSearchConformance(t *testing.T) {
 	})
 }
 
-// TestReindexConformance runs the backend-neutral re-index checks on one
-// file, opened first without a registry and then with one.
-func TestReindexConformance(t *testing.T) {
+// TestReindex runs storetest.RunReindex on one file, opened first without
+// a registry and then with one.
+func TestReindex(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "rc.db")
 	storetest.RunReindex(t, func(reg *search.Registry) storetest.Reindexer {
 		db := openSearch(t, path, reg)
 		t.Cleanup(func() { db.Close() })
 		return db
 	})
-}
-
-// TestReindex writes resources without a registry, as a database from
-// before the search migration holds them, and checks that Reindex makes
-// them searchable, once.
-func TestReindex(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "r.db")
-	plain := open(t, path)
-	if err := plain.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	err := plain.Transact(ctx, func(ctx context.Context, tx store.Tx) error {
-		return tx.Put(ctx, &store.Version{Type: "Patient", ID: "a", VersionID: 1, Method: "POST",
-			Body: []byte(`{"resourceType":"Patient","id":"a","gender":"female"}`)})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain.Close()
-	reg, err := search.NewRegistry(search.Config{Base: storetest.SearchBase})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := openSearch(t, path, reg)
-	defer db.Close()
-	q, _, err := reg.Parse("Patient", map[string][]string{"gender": {"female"}}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q.Count = 10
-	res, err := db.Search(ctx, q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res.Matches) != 0 {
-		t.Fatalf("before Reindex: %d matches, want 0 (nothing indexed yet)", len(res.Matches))
-	}
-	n, err := db.Reindex(ctx, false)
-	if err != nil || n != 1 {
-		t.Fatalf("Reindex = %d, %v; want 1, nil", n, err)
-	}
-	if res, err = db.Search(ctx, q); err != nil || len(res.Matches) != 1 {
-		t.Fatalf("after Reindex: %v, %v; want one match", res, err)
-	}
-	if n, err := db.Reindex(ctx, false); err != nil || n != 0 {
-		t.Errorf("second Reindex = %d, %v; want 0, nil (fingerprint unchanged)", n, err)
-	}
 }
 
 // TestIndexRowsSurviveMigrations runs storetest.RunIndexUpgrade and checks
